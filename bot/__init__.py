@@ -1,0 +1,1 @@
+"""The helpline's core: settings, deployment file, triage, message catalog, language detection."""

@@ -1,0 +1,303 @@
+"""The deployment file: what an organisation running the helpline decides.
+
+Organisation name, emergency contacts per country or area, enabled languages, hours of human
+cover and retention times. ``load_deployment`` validates the whole file and reports every
+problem at once with its location (``emergency_contacts.NG[0].name.fr: missing``); nothing
+falls back silently to a default.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Mapping, Optional
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+SUPPORTED_LANGUAGES = ("en", "fr", "ar", "es")
+DEFAULT_AREA = "default"
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_NUMBER = re.compile(r"^\+?[0-9][0-9 ()\-]{1,24}$")
+_RANGE = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-4]):([0-5][0-9])$")
+_TOP_KEYS = {"organisation", "languages", "default_language", "emergency_contacts",
+             "human_cover", "retention"}
+_RETENTION_KEYS = {"conversation_idle_hours", "reply_route_idle_hours", "closed_case_days"}
+
+
+class DeploymentError(ValueError):
+    """The deployment file cannot be used; ``problems`` lists every reason."""
+
+    def __init__(self, path: Path, problems: list[str]):
+        self.path = path
+        self.problems = problems
+        listed = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"deployment file {path} is not valid:\n{listed}")
+
+
+@dataclass(frozen=True)
+class EmergencyContact:
+    """A number to call in danger, with its name in each enabled language."""
+
+    names: Mapping[str, str]
+    number: str
+
+    def render(self, language: str) -> str:
+        return f"{self.names[language]}: {self.number}"
+
+
+@dataclass(frozen=True)
+class HumanCover:
+    """When caseworkers are on shift: weekday -> list of (start, end) local times."""
+
+    timezone: str
+    hours: Mapping[str, tuple[tuple[dt.time, dt.time], ...]]
+
+    def is_covered(self, moment: dt.datetime) -> bool:
+        """Whether ``moment`` (timezone-aware) falls inside the hours of cover."""
+        local = moment.astimezone(ZoneInfo(self.timezone))
+        ranges = self.hours.get(WEEKDAYS[local.weekday()], ())
+        now = local.time()
+        return any(start <= now < end for start, end in ranges)
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long things are kept, from the deployment file."""
+
+    conversation_idle_hours: int
+    reply_route_idle_hours: int
+    closed_case_days: int
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """A validated deployment file."""
+
+    organisation_name: str
+    languages: tuple[str, ...]
+    default_language: str
+    emergency_contacts: Mapping[str, tuple[EmergencyContact, ...]]
+    human_cover: HumanCover
+    retention: Retention
+
+    def contacts_for(self, area: Optional[str]) -> tuple[EmergencyContact, ...]:
+        """Emergency contacts of ``area`` (a country or area code), else the default list."""
+        if area and area in self.emergency_contacts:
+            return self.emergency_contacts[area]
+        return self.emergency_contacts[DEFAULT_AREA]
+
+    def render_contacts(self, language: str, area: Optional[str] = None) -> str:
+        """The emergency contacts as one line of text in ``language``."""
+        return "; ".join(c.render(language) for c in self.contacts_for(area))
+
+    def language_or_default(self, language: Optional[str]) -> str:
+        return language if language in self.languages else self.default_language
+
+
+def load_deployment(path: Path) -> Deployment:
+    """Reads and validates a deployment file.
+
+    Raises:
+        DeploymentError: listing every problem found, or that the file can't be read.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DeploymentError(Path(path), [f"cannot read the file: {exc.strerror}"]) from None
+    except UnicodeDecodeError:
+        raise DeploymentError(Path(path), ["the file is not UTF-8 text"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise DeploymentError(Path(path), [f"not valid YAML: {exc}"]) from None
+    return parse_deployment(data, Path(path))
+
+
+@lru_cache(maxsize=8)
+def cached_deployment(path: Path) -> Deployment:
+    """``load_deployment`` once per path and process (the file is validated at start)."""
+    return load_deployment(path)
+
+
+def parse_deployment(data: Any, path: Path = Path("<memory>")) -> Deployment:
+    """Validates already-parsed YAML; see ``load_deployment``."""
+    problems: list[str] = []
+    if not isinstance(data, dict):
+        raise DeploymentError(path, ["the file must be a mapping of settings"])
+    for key in sorted(set(data) - _TOP_KEYS):
+        problems.append(f"{key}: unknown setting (expected one of {sorted(_TOP_KEYS)})")
+    for key in sorted(_TOP_KEYS - set(data)):
+        problems.append(f"{key}: missing")
+
+    name = _organisation_name(data.get("organisation"), problems)
+    languages = _languages(data.get("languages"), problems)
+    default_language = data.get("default_language")
+    if "default_language" in data and default_language not in languages:
+        problems.append(
+            f"default_language: {default_language!r} is not one of the enabled languages"
+        )
+    contacts = _emergency_contacts(data.get("emergency_contacts"), languages, problems)
+    cover = _human_cover(data.get("human_cover"), problems)
+    retention = _retention(data.get("retention"), problems)
+    if problems:
+        raise DeploymentError(path, problems)
+    return Deployment(
+        organisation_name=name,
+        languages=languages,
+        default_language=default_language,
+        emergency_contacts=contacts,
+        human_cover=cover,
+        retention=retention,
+    )
+
+
+def _organisation_name(value: Any, problems: list[str]) -> str:
+    if value is None:
+        return ""
+    name = value.get("name") if isinstance(value, dict) else None
+    if not isinstance(name, str) or not name.strip():
+        problems.append("organisation.name: missing or empty")
+        return ""
+    return name.strip()
+
+
+def _languages(value: Any, problems: list[str]) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not value:
+        problems.append("languages: must be a non-empty list of language codes")
+        return ()
+    seen: list[str] = []
+    for index, code in enumerate(value):
+        if code not in SUPPORTED_LANGUAGES:
+            problems.append(
+                f"languages[{index}]: {code!r} is not supported (supported: "
+                f"{', '.join(SUPPORTED_LANGUAGES)})"
+            )
+        elif code in seen:
+            problems.append(f"languages[{index}]: {code!r} is listed twice")
+        else:
+            seen.append(code)
+    return tuple(seen)
+
+
+def _emergency_contacts(
+    value: Any, languages: tuple[str, ...], problems: list[str]
+) -> dict[str, tuple[EmergencyContact, ...]]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        problems.append("emergency_contacts: must map areas to lists of contacts")
+        return {}
+    if DEFAULT_AREA not in value:
+        problems.append(
+            f"emergency_contacts.{DEFAULT_AREA}: missing (used when the person's area is unknown)"
+        )
+    result: dict[str, tuple[EmergencyContact, ...]] = {}
+    for area, entries in value.items():
+        where = f"emergency_contacts.{area}"
+        if not isinstance(entries, list) or not entries:
+            problems.append(f"{where}: no emergency contact given")
+            continue
+        contacts = []
+        for index, entry in enumerate(entries):
+            contact = _contact(entry, f"{where}[{index}]", languages, problems)
+            if contact:
+                contacts.append(contact)
+        result[str(area)] = tuple(contacts)
+    return result
+
+
+def _contact(
+    entry: Any, where: str, languages: tuple[str, ...], problems: list[str]
+) -> Optional[EmergencyContact]:
+    if not isinstance(entry, dict):
+        problems.append(f"{where}: must have a name and a number")
+        return None
+    number = entry.get("number")
+    if number is None or str(number).strip() == "":
+        problems.append(f"{where}.number: missing")
+    elif not _NUMBER.match(str(number).strip()):
+        problems.append(f"{where}.number: {number!r} is not a phone number")
+    names = entry.get("name")
+    if not isinstance(names, dict):
+        problems.append(f"{where}.name: must give the name in each enabled language")
+        return None
+    ok = True
+    for language in languages:
+        label = names.get(language)
+        if not isinstance(label, str) or not label.strip():
+            problems.append(f"{where}.name.{language}: missing")
+            ok = False
+    if not ok or number is None:
+        return None
+    return EmergencyContact(names={k: str(v).strip() for k, v in names.items()},
+                            number=str(number).strip())
+
+
+def _human_cover(value: Any, problems: list[str]) -> HumanCover:
+    empty = HumanCover(timezone="UTC", hours={})
+    if value is None:
+        return empty
+    if not isinstance(value, dict):
+        problems.append("human_cover: must have a timezone and hours")
+        return empty
+    timezone = value.get("timezone")
+    try:
+        ZoneInfo(str(timezone))
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append(f"human_cover.timezone: unknown time zone {timezone!r}")
+        timezone = "UTC"
+    hours_in = value.get("hours")
+    if not isinstance(hours_in, dict):
+        problems.append("human_cover.hours: must map weekdays to hours like '08:00-17:00'")
+        return HumanCover(timezone=str(timezone), hours={})
+    hours: dict[str, tuple[tuple[dt.time, dt.time], ...]] = {}
+    for day, spec in hours_in.items():
+        if day not in WEEKDAYS:
+            problems.append(f"human_cover.hours.{day}: not a weekday (use {', '.join(WEEKDAYS)})")
+            continue
+        ranges = []
+        for text in [] if spec in (None, "closed") else (spec if isinstance(spec, list) else [spec]):
+            match = _RANGE.match(str(text).strip())
+            if not match:
+                problems.append(
+                    f"human_cover.hours.{day}: {text!r} is not a range like '08:00-17:00'"
+                )
+                continue
+            h1, m1, h2, m2 = (int(g) for g in match.groups())
+            start = dt.time(h1, m1)
+            end = dt.time.max if (h2, m2) == (24, 0) else dt.time(min(h2, 23), m2)
+            if h2 == 24 and m2 != 0:
+                problems.append(f"human_cover.hours.{day}: {text!r} ends after midnight")
+                continue
+            if end <= start:
+                problems.append(f"human_cover.hours.{day}: {text!r} ends before it starts")
+                continue
+            ranges.append((start, end))
+        hours[day] = tuple(ranges)
+    return HumanCover(timezone=str(timezone), hours=hours)
+
+
+def _retention(value: Any, problems: list[str]) -> Retention:
+    empty = Retention(0, 0, 0)
+    if value is None:
+        return empty
+    if not isinstance(value, dict):
+        problems.append("retention: must give " + ", ".join(sorted(_RETENTION_KEYS)))
+        return empty
+    for key in sorted(set(value) - _RETENTION_KEYS):
+        problems.append(f"retention.{key}: unknown setting")
+    numbers = {}
+    for key in sorted(_RETENTION_KEYS):
+        number = value.get(key)
+        if number is None:
+            problems.append(f"retention.{key}: missing")
+        elif isinstance(number, bool) or not isinstance(number, int) or number <= 0:
+            problems.append(f"retention.{key}: must be a whole number above 0, got {number!r}")
+        numbers[key] = number if isinstance(number, int) else 0
+    return Retention(**numbers)

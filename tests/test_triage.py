@@ -1,0 +1,149 @@
+"""Triage, case by case. Answers: yes / no / skipped; None = not asked (or stopped before)."""
+
+import copy
+
+import pytest
+import yaml
+
+from bot.triage import (
+    QUESTIONS,
+    RULES_FILE,
+    TriageRulesError,
+    load_rules,
+    parse_rules,
+    questions_to_ask,
+    triage,
+)
+
+SAFE_ADULT = {
+    "q_safe_now": "yes", "q_under_18": "no", "q_free_to_leave": "yes", "q_documents": "yes",
+    "q_threats": "no", "q_work_as_promised": "yes", "q_debt": "no",
+}
+
+
+def answers(**changes):
+    return {**SAFE_ADULT, **changes}
+
+
+def test_no_warning_signs_is_low():
+    result = triage(SAFE_ADULT)
+    assert (result.level, result.needs, result.score, result.answered) == ("low", (), 0, 7)
+
+
+def test_all_skipped_is_low_and_counts_no_answers():
+    result = triage({q: "skipped" for q in QUESTIONS})
+    assert result.level == "low"
+    assert result.needs == ()
+    assert result.answered == 0
+
+
+def test_nothing_answered_at_all():
+    result = triage({})
+    assert result.level == "low" and result.answered == 0
+
+
+def test_not_safe_now_is_an_emergency_whatever_else():
+    result = triage({"q_safe_now": "no"})
+    assert result.level == "emergency"
+    assert "emergency" in result.needs and "shelter" in result.needs
+
+
+def test_threats_alone_are_high():
+    result = triage(answers(q_threats="yes"))
+    assert result.level == "high"
+    assert {"anti_trafficking", "legal_aid"} <= set(result.needs)
+
+
+def test_documents_held_is_medium():
+    result = triage(answers(q_documents="no"))
+    assert result.level == "medium"
+    assert {"documentation", "legal_aid", "anti_trafficking"} <= set(result.needs)
+
+
+def test_several_signs_add_up_to_high():
+    result = triage(answers(q_free_to_leave="no", q_documents="no"))
+    assert result.score == 6
+    assert result.level == "high"
+
+
+def test_work_terms_and_debt_together_are_medium():
+    result = triage(answers(q_work_as_promised="no", q_debt="yes"))
+    assert result.score == 4 and result.level == "medium"
+
+
+def test_under_18_always_routes_to_child_protection():
+    result = triage(answers(q_under_18="yes"))
+    assert result.under_18
+    assert "child_protection" in result.needs
+    assert result.level == "medium"
+
+
+def test_under_18_ignores_adult_only_answers():
+    # Not asked of a child; a stray answer must not raise the level or add needs.
+    result = triage(answers(q_under_18="yes", q_work_as_promised="no", q_debt="yes"))
+    assert result.score == 0
+    assert "livelihoods" not in result.needs
+
+
+def test_under_18_with_threats_is_high_with_child_protection():
+    result = triage(answers(q_under_18="yes", q_threats="yes"))
+    assert result.level == "high" and "child_protection" in result.needs
+
+
+def test_contradictory_answers_do_not_cancel_warning_signs():
+    # Safe right now, yet not free to leave and threatened: the signs still count.
+    result = triage(answers(q_safe_now="yes", q_free_to_leave="no", q_threats="yes"))
+    assert result.level == "high"
+    assert result.score == 7
+
+
+def test_stopped_half_way_uses_the_answers_given():
+    result = triage({"q_safe_now": "yes", "q_under_18": "no", "q_free_to_leave": "no"})
+    assert result.level == "medium" and result.answered == 3
+
+
+def test_skipping_a_question_is_not_a_warning_sign():
+    assert triage(answers(q_threats="skipped")).level == "low"
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [({"q_name": "yes"}, "unknown screening question"), ({"q_threats": "maybe"}, "yes, no or skipped")],
+)
+def test_bad_answers_are_refused(bad, message):
+    with pytest.raises(ValueError, match=message):
+        triage(bad)
+
+
+def test_question_order_for_an_adult():
+    rules = load_rules()
+    assert questions_to_ask({}, rules) == list(QUESTIONS)
+    assert questions_to_ask({"q_safe_now": "yes"}, rules)[0] == "q_under_18"
+
+
+def test_a_child_is_not_asked_about_work_terms_or_debts():
+    remaining = questions_to_ask({"q_safe_now": "yes", "q_under_18": "yes"}, load_rules())
+    assert remaining == ["q_free_to_leave", "q_documents", "q_threats"]
+
+
+def test_not_safe_now_ends_the_questions():
+    assert questions_to_ask({"q_safe_now": "no"}, load_rules()) == []
+
+
+def test_the_rules_file_is_checked():
+    data = yaml.safe_load(RULES_FILE.read_text(encoding="utf-8"))
+    broken = copy.deepcopy(data)
+    broken["questions"]["q_debt"]["yes"]["needs"] = ["money"]
+    with pytest.raises(TriageRulesError, match="unknown category money"):
+        parse_rules(broken)
+    broken = copy.deepcopy(data)
+    broken["order"] = list(reversed(broken["order"]))
+    with pytest.raises(TriageRulesError, match="order and questions"):
+        parse_rules(broken)
+    with pytest.raises(TriageRulesError, match="malformed"):
+        parse_rules({"levels": ["low"]})
+
+
+def test_the_form_asks_the_questions_in_the_triage_order(domain):
+    assert tuple(domain["forms"]["screening_form"]["required_slots"]) == QUESTIONS
+    assert load_rules().order == QUESTIONS
