@@ -1,0 +1,206 @@
+"""The ``helpline`` command: check the configuration, build the domain, train, chat.
+
+Usage:
+    helpline check            validate settings, deployment file, messages, triage rules
+    helpline build-domain     regenerate bot/domain/responses.yml from bot/messages/
+    helpline train [--force]  train the model unless one exists for the current inputs
+    helpline model-path       print the model file for the current inputs
+    helpline chat [--url U]   chat with a running assistant in the terminal
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Iterable, Optional
+
+from bot.settings import PROJECT_ROOT, Settings, SettingsError
+
+# Everything that changes the trained model; the model file is named after their hash.
+TRAINING_INPUTS = (
+    "bot/config.yml",
+    "bot/domain",
+    "data/nlu",
+    "data/stories",
+    "bot/nlu",
+)
+
+
+def training_files(root: Path = PROJECT_ROOT) -> list[Path]:
+    files: list[Path] = []
+    for item in TRAINING_INPUTS:
+        path = root / item
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in {".yml", ".py"})
+        elif path.exists():
+            files.append(path)
+    return files
+
+
+def fingerprint(root: Path = PROJECT_ROOT) -> str:
+    """A short hash of the training inputs (paths and contents) and the Rasa version."""
+    from rasa.version import __version__ as rasa_version
+
+    digest = hashlib.sha256(rasa_version.encode())
+    for path in training_files(root):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(b"\0")
+        digest.update(path.read_bytes())
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
+def model_path(settings: Settings, root: Path = PROJECT_ROOT) -> Path:
+    return settings.model_dir / f"helpline-{fingerprint(root)}.tar.gz"
+
+
+def check(settings: Settings) -> list[str]:
+    """Every configuration problem found, as readable lines (empty when all is well)."""
+    from bot.catalog import CatalogError, load_catalog, render_domain_file, RESPONSES_FILE
+    from bot.deployment import DeploymentError, load_deployment
+    from bot.keywords import load_keywords
+    from bot.triage import TriageRulesError, load_rules
+
+    problems: list[str] = []
+    try:
+        load_deployment(settings.deployment_file)
+    except DeploymentError as exc:
+        problems.append(str(exc))
+    try:
+        catalog = load_catalog()
+        if not RESPONSES_FILE.exists() or RESPONSES_FILE.read_text("utf-8") != render_domain_file(catalog):
+            problems.append(
+                f"{RESPONSES_FILE.relative_to(PROJECT_ROOT)} is out of date: run `helpline build-domain`"
+            )
+    except CatalogError as exc:
+        problems.append(f"messages: {exc}")
+    try:
+        load_rules()
+    except TriageRulesError as exc:
+        problems.append(str(exc))
+    try:
+        load_keywords()
+    except ValueError as exc:
+        problems.append(str(exc))
+    return problems
+
+
+def train(settings: Settings, force: bool = False) -> Path:
+    """Trains into ``model_path`` unless that file exists; returns the model path."""
+    target = model_path(settings)
+    if target.exists() and not force:
+        print(f"model is up to date: {target.relative_to(PROJECT_ROOT)}")
+        return target
+    settings.model_dir.mkdir(parents=True, exist_ok=True)
+    command = [
+        sys.executable, "-m", "rasa", "train",
+        "--config", str(PROJECT_ROOT / "bot/config.yml"),
+        "--domain", str(PROJECT_ROOT / "bot/domain"),
+        "--data", str(PROJECT_ROOT / "data/nlu"), str(PROJECT_ROOT / "data/stories"),
+        "--out", str(settings.model_dir),
+        "--fixed-model-name", target.name[: -len(".tar.gz")],
+        "--force",
+    ]
+    print("training the model (about a minute or two)...", flush=True)
+    subprocess.run(command, check=True, cwd=PROJECT_ROOT)
+    for old in settings.model_dir.glob("helpline-*.tar.gz"):
+        if old != target:
+            old.unlink()
+    return target
+
+
+def chat(url: str, lines: Optional[Iterable[str]] = None) -> None:
+    """A terminal chat: prints the bot's messages and numbers their buttons."""
+    sender = f"local-{uuid.uuid4().hex[:12]}"
+    print("Type a message (or a button's number). Ctrl-D or /bye to leave.\n")
+    source = lines if lines is not None else _stdin_lines()
+    for text in source:
+        if text.strip() in {"/bye"}:
+            break
+        if not text.strip():
+            continue
+        body = json.dumps({"sender": sender, "message": text}).encode()
+        request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as reply:
+                messages = json.load(reply)
+        except (urllib.error.URLError, OSError) as exc:
+            print(f"[cannot reach the assistant at {url}: {exc}]")
+            continue
+        for message in messages:
+            if message.get("text"):
+                print(f"bot> {message['text']}")
+            for number, button in enumerate(message.get("buttons") or [], start=1):
+                print(f"     {number}. {button['title']}")
+
+
+def _stdin_lines() -> Iterable[str]:
+    while True:
+        try:
+            yield input("you> ")
+        except EOFError:
+            print()
+            return
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="helpline", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("check", help="validate the configuration")
+    commands.add_parser("build-domain", help="regenerate bot/domain/responses.yml")
+    train_parser = commands.add_parser("train", help="train unless up to date")
+    train_parser.add_argument("--force", action="store_true")
+    commands.add_parser("model-path", help="print the model file for the current inputs")
+    chat_parser = commands.add_parser("chat", help="chat in the terminal")
+    chat_parser.add_argument("--url", default=None)
+    args = parser.parse_args(argv)
+
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"settings: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "check":
+        problems = check(settings)
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        if not problems:
+            print("configuration ok")
+        return 2 if problems else 0
+    if args.command == "build-domain":
+        from bot.catalog import CatalogError, load_catalog, write_domain_file
+
+        try:
+            changed = write_domain_file(load_catalog())
+        except CatalogError as exc:
+            print(f"messages: {exc}", file=sys.stderr)
+            return 2
+        print("bot/domain/responses.yml " + ("written" if changed else "already up to date"))
+        return 0
+    if args.command == "train":
+        train(settings, force=args.force)
+        return 0
+    if args.command == "model-path":
+        path = model_path(settings)
+        if not path.exists():
+            print(f"no model for the current inputs (expected {path}); run `helpline train`",
+                  file=sys.stderr)
+            return 2
+        print(path)
+        return 0
+    if args.command == "chat":
+        url = args.url or f"http://127.0.0.1:{settings.rasa_port}/webhooks/helpline/webhook"
+        chat(url)
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
