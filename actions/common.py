@@ -1,0 +1,71 @@
+"""Shared helpers for actions: the deployment, the conversation's language, sending messages."""
+
+from __future__ import annotations
+
+from typing import Any, List, Optional
+
+from rasa_sdk import Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from bot.catalog import Catalog, load_catalog
+from bot.deployment import Deployment, cached_deployment
+from bot.settings import Settings
+from bot.triage import QUESTIONS
+
+
+
+def deployment() -> Deployment:
+    """The validated deployment file named by the settings (read once per process)."""
+    return cached_deployment(Settings.from_env().deployment_file)
+
+
+def catalog() -> Catalog:
+    return load_catalog()
+
+
+def language_of(tracker: Tracker, dep: Optional[Deployment] = None) -> str:
+    """The conversation's language, always one the deployment enables."""
+    dep = dep or deployment()
+    return dep.language_or_default(tracker.get_slot("language"))
+
+
+def say(
+    dispatcher: CollectingDispatcher,
+    response: str,
+    language: str,
+    **values: Any,
+) -> None:
+    """Sends catalog response ``response`` in ``language``.
+
+    ``org_name`` is filled from the deployment; other placeholders come from ``values``.
+    The response name travels with the message (``utter_action``), as for Rasa's own responses.
+    """
+    values.setdefault("org_name", deployment().organisation_name)
+    message = catalog().render(response, language, **values)
+    dispatcher.utter_message(
+        text=message["text"], buttons=message.get("buttons"), utter_action=response
+    )
+
+
+def emergency_contacts_text(tracker: Tracker, language: str) -> str:
+    return deployment().render_contacts(language, tracker.get_slot("area"))
+
+
+def latest_intent(tracker: Tracker) -> Optional[str]:
+    return (tracker.latest_message or {}).get("intent", {}).get("name")
+
+
+def last_bot_response(tracker: Tracker) -> Optional[str]:
+    """Name of the last response the bot sent in this conversation, if any."""
+    for event in reversed(tracker.events):
+        if event.get("event") == "bot":
+            return (event.get("metadata") or {}).get("utter_action")
+        if event.get("event") in ("restart", "session_started"):
+            return None
+    return None
+
+
+def clear_screening() -> List[EventType]:
+    """Forget every screening answer and the consent (nothing is kept after the triage)."""
+    return [SlotSet(q, None) for q in QUESTIONS] + [SlotSet("screening_consent", None)]

@@ -1,0 +1,55 @@
+"""Emergency first, quick exit, forget me."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import ActiveLoop, EventType, Restarted, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.common import clear_screening, emergency_contacts_text, language_of, say
+
+
+class ActionEmergency(Action):
+    """Emergency contacts first, then the offer of a person; interrupts the questions."""
+
+    def name(self) -> Text:
+        return "action_emergency"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[EventType]:
+        language = language_of(tracker)
+        say(dispatcher, "utter_emergency_contacts", language,
+            contacts=emergency_contacts_text(tracker, language))
+        say(dispatcher, "utter_offer_human", language)
+        # Always ends the questions (a no-op outside them): nothing more is asked now.
+        return [SlotSet("offer", "human"), ActiveLoop(None), SlotSet("requested_slot", None),
+                *clear_screening()]
+
+
+class ActionQuickExit(Action):
+    """A neutral one-line reply, then the conversation state is reset."""
+
+    def name(self) -> Text:
+        return "action_quick_exit"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[EventType]:
+        say(dispatcher, "utter_quick_exit", language_of(tracker))
+        return [ActiveLoop(None), Restarted()]
+
+
+class ActionForgetMe(Action):
+    """Confirms, then erases the conversation's state."""
+
+    def name(self) -> Text:
+        return "action_forget_me"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[EventType]:
+        say(dispatcher, "utter_forget_me_done", language_of(tracker))
+        return [ActiveLoop(None), Restarted()]

@@ -1,0 +1,66 @@
+"""Session start and global slot validation."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import ActionExecuted, EventType, SessionStarted, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.forms import ValidationAction
+from rasa_sdk.types import DomainDict
+
+from actions.common import deployment
+
+
+class ActionSessionStart(Action):
+    """Starts a session with the deployment's organisation name and a language set."""
+
+    def name(self) -> Text:
+        return "action_session_start"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[EventType]:
+        dep = deployment()
+        # A language chosen in an earlier session is kept (it identifies nobody); everything
+        # else starts afresh.
+        language = dep.language_or_default(tracker.get_slot("language"))
+        return [
+            SessionStarted(),
+            SlotSet("org_name", dep.organisation_name),
+            SlotSet("language", language),
+            ActionExecuted("action_listen"),
+        ]
+
+
+def previous_value(tracker: Tracker, slot: str) -> Any:
+    """The value ``slot`` had before the latest SlotSet of it in this session."""
+    seen_latest = False
+    for event in reversed(tracker.events):
+        if event.get("event") in ("restart", "session_started"):
+            return None
+        if event.get("event") == "slot" and event.get("name") == slot:
+            if seen_latest:
+                return event.get("value")
+            seen_latest = True
+    return None
+
+
+class ValidateSlotMappings(ValidationAction):
+    """Keeps the language slot within the deployment's enabled languages."""
+
+    def name(self) -> Text:
+        return "action_validate_slot_mappings"
+
+    async def validate_language(
+        self,
+        slot_value: Any,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> Dict[Text, Any]:
+        dep = deployment()
+        if slot_value in dep.languages:
+            return {"language": slot_value}
+        return {"language": dep.language_or_default(previous_value(tracker, "language"))}
