@@ -34,3 +34,37 @@ def responses_sent(dispatcher: CollectingDispatcher) -> list[str]:
 @pytest.fixture
 def sample_path() -> Path:
     return SAMPLE_DEPLOYMENT
+
+
+@pytest.fixture(scope="session")
+def model_path() -> Path:
+    """The model for the current training inputs (scripts/test trains it first)."""
+    from bot.cli import model_path as current_model
+    from bot.settings import Settings
+
+    path = current_model(Settings.from_env())
+    if not path.exists():
+        pytest.fail(f"no trained model for the current inputs ({path.name}): run `helpline train`")
+    return path
+
+
+@pytest.fixture(scope="session")
+def action_server(tmp_path_factory):
+    """A real action server process on a free port; yields its webhook URL."""
+    from tests.utils.assistant import free_port, start_action_server, stop
+
+    port = free_port()
+    log = tmp_path_factory.mktemp("actions") / "actions.log"
+    process = start_action_server(port, log)
+    yield f"http://127.0.0.1:{port}/webhook"
+    stop(process)
+
+
+@pytest.fixture(scope="session")
+def assistant(model_path, action_server):
+    """The trained assistant in-process, talking to the real action server."""
+    from tests.utils.assistant import Assistant
+
+    bot = Assistant(model_path, action_server)
+    yield bot
+    bot.close()

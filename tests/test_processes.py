@@ -1,0 +1,100 @@
+"""The action server and the Rasa server as real processes, a conversation over HTTP.
+
+Goes through the project's own channel (``/webhooks/helpline/webhook``): typed option numbers
+pick buttons, bad requests get a clear 400.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.error
+import urllib.request
+
+import pytest
+
+from bot.catalog import load_catalog
+from bot.settings import PROJECT_ROOT
+from tests.utils.assistant import free_port, quiet_env, start_action_server, stop, wait_for
+
+pytestmark = [pytest.mark.model, pytest.mark.slow]
+CATALOG = load_catalog()
+
+
+@pytest.fixture(scope="module")
+def rasa_url(model_path, tmp_path_factory):
+    import subprocess
+
+    logs = tmp_path_factory.mktemp("processes")
+    action_port, rasa_port = free_port(), free_port()
+    actions = start_action_server(action_port, logs / "actions.log")
+    env = quiet_env(HELPLINE_ACTION_URL=f"http://127.0.0.1:{action_port}/webhook")
+    with open(logs / "rasa.log", "wb") as log:
+        rasa = subprocess.Popen(
+            [sys.executable, "-m", "rasa", "run", "--model", str(model_path), "--port", str(rasa_port),
+             "--credentials", "credentials.yml", "--endpoints", "endpoints.yml"],
+            cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for(f"http://127.0.0.1:{rasa_port}/webhooks/helpline/", rasa, seconds=240)
+        yield f"http://127.0.0.1:{rasa_port}/webhooks/helpline/webhook"
+    finally:
+        stop(rasa)
+        stop(actions)
+
+
+def post(url: str, body) -> tuple[int, object]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(url, data, {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as reply:
+            return reply.status, json.load(reply)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+
+
+def texts(messages) -> list[str]:
+    return [m.get("text") for m in messages]
+
+
+def test_a_conversation_over_rest_with_typed_numbers(rasa_url):
+    sender = "process-test-1"
+    status, reply = post(rasa_url, {"sender": sender, "message": "hello"})
+    assert status == 200
+    assert [b["title"] for b in reply[0]["buttons"]] == ["English", "Français", "العربية", "Español"]
+
+    status, reply = post(rasa_url, {"sender": sender, "message": "2"})  # Français
+    assert texts(reply) == [CATALOG.texts["fr"]["utter_language_set"], CATALOG.texts["fr"]["utter_menu"]]
+
+    status, reply = post(rasa_url, {"sender": sender, "message": "4"})  # vérifier ma situation
+    assert texts(reply)[0].startswith(CATALOG.texts["fr"]["utter_screening_consent"].split("{")[0])
+
+    status, reply = post(rasa_url, {"sender": sender, "message": "1"})  # oui
+    assert texts(reply) == [CATALOG.texts["fr"]["utter_ask_q_safe_now"]]
+
+    status, reply = post(rasa_url, {"sender": sender, "message": "٢"})  # non (Arabic-Indic 2)
+    assert texts(reply)[0].startswith(CATALOG.texts["fr"]["utter_emergency_contacts"].split("{")[0])
+    assert "+999" in texts(reply)[0]
+
+    status, reply = post(rasa_url, {"sender": sender, "message": "exit"})
+    assert texts(reply) == [CATALOG.texts["fr"]["utter_quick_exit"]]
+
+    # After the exit no menu is pending in the channel: digits mean the main menu again.
+    status, reply = post(rasa_url, {"sender": sender, "message": "3"})
+    assert texts(reply)[0].startswith(CATALOG.texts["en"]["utter_handoff_unavailable"].split("{")[0])
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"message": "hi"}, "'sender' must be a non-empty string"),
+        ({"sender": "a", "message": ""}, "'message' must be a non-empty string"),
+        ({"sender": "a", "message": "x" * 5000}, "'message' is longer than 4096 characters"),
+        ([1, 2], "the body must be a JSON object"),
+        (b"{not json", "the body must be a JSON object"),
+    ],
+)
+def test_bad_requests_get_a_clear_400(rasa_url, body, message):
+    status, reply = post(rasa_url, body)
+    assert status == 400
+    assert reply == {"error": message}

@@ -1,0 +1,121 @@
+"""Drive the trained assistant in-process (Rasa Agent) with a real action server process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from bot.settings import PROJECT_ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(url: str, process: subprocess.Popen, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(f"{url} did not answer within {seconds} s")
+
+
+def quiet_env(**extra: str) -> Dict[str, str]:
+    env = dict(os.environ)
+    env.update(TF_CPP_MIN_LOG_LEVEL="3", RASA_TELEMETRY_ENABLED="false",
+               SQLALCHEMY_SILENCE_UBER_WARNING="1", PYTHONWARNINGS="ignore", **extra)
+    return env
+
+
+def start_action_server(port: int, log: Path) -> subprocess.Popen:
+    """Starts ``rasa run actions`` on ``port``; returns once it answers /health."""
+    handle = open(log, "wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rasa", "run", "actions", "--actions", "actions", "--port", str(port)],
+        cwd=PROJECT_ROOT, env=quiet_env(), stdout=handle, stderr=subprocess.STDOUT,
+    )
+    wait_for(f"http://127.0.0.1:{port}/health", process)
+    return process
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@dataclass
+class Turn:
+    """What one user message produced."""
+
+    intent: Optional[str]
+    responses: List[Optional[str]]  # response names, in order
+    texts: List[str]
+    slots: Dict[str, Any]
+    active_loop: Optional[str]
+    events: List[Any] = field(default_factory=list)
+
+
+class Assistant:
+    """The trained model in-process, its actions in a real action server."""
+
+    def __init__(self, model_path: Path, action_url: str) -> None:
+        import logging
+
+        from rasa.core.agent import Agent
+        from rasa.utils.common import configure_logging_and_warnings
+        from rasa.utils.endpoints import EndpointConfig
+        from rasa.utils.log_utils import configure_structlog
+
+        configure_logging_and_warnings(logging.WARNING)
+        configure_structlog(logging.WARNING)
+
+        self.loop = asyncio.new_event_loop()
+        self.agent = Agent.load(str(model_path), action_endpoint=EndpointConfig(action_url))
+
+    def close(self) -> None:
+        self.loop.close()
+
+    def parse(self, text: str) -> Dict[str, Any]:
+        return self.loop.run_until_complete(self.agent.parse_message(text))
+
+    def say(self, sender: str, text: str) -> Turn:
+        """Sends ``text`` as ``sender`` and returns the bot's turn."""
+        return self.loop.run_until_complete(self._say(sender, text))
+
+    async def _say(self, sender: str, text: str) -> Turn:
+        from rasa.shared.core.events import BotUttered, UserUttered
+
+        await self.agent.handle_text(text, sender_id=sender)
+        tracker = await self.agent.tracker_store.retrieve_full_tracker(sender)
+        events = list(tracker.events)
+        # The store keeps the latest sessions only; this turn starts at the last user message.
+        start = max(i for i, e in enumerate(events) if isinstance(e, UserUttered))
+        new = events[start:]
+        user = new[0]
+        bots = [e for e in new if isinstance(e, BotUttered)]
+        return Turn(
+            intent=(user.intent or {}).get("name") if user else None,
+            responses=[(b.metadata or {}).get("utter_action") for b in bots],
+            texts=[b.text or "" for b in bots],
+            slots=dict(tracker.current_slot_values()),
+            active_loop=tracker.active_loop_name,
+            events=new,
+        )
