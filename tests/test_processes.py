@@ -7,15 +7,13 @@ pick buttons, bad requests get a clear 400.
 from __future__ import annotations
 
 import json
-import sys
 import urllib.error
 import urllib.request
 
 import pytest
 
 from bot.catalog import load_catalog
-from bot.settings import PROJECT_ROOT
-from tests.utils.assistant import free_port, quiet_env, start_action_server, stop, wait_for
+from tests.utils.assistant import free_port, start_action_server, start_rasa_server, stop
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 CATALOG = load_catalog()
@@ -23,24 +21,18 @@ CATALOG = load_catalog()
 
 @pytest.fixture(scope="module")
 def rasa_url(model_path, tmp_path_factory):
-    import subprocess
-
     logs = tmp_path_factory.mktemp("processes")
     action_port, rasa_port = free_port(), free_port()
     actions = start_action_server(action_port, logs / "actions.log")
-    env = quiet_env(HELPLINE_ACTION_URL=f"http://127.0.0.1:{action_port}/webhook")
-    with open(logs / "rasa.log", "wb") as log:
-        rasa = subprocess.Popen(
-            [sys.executable, "-m", "rasa", "run", "--model", str(model_path), "--port", str(rasa_port),
-             "--credentials", "credentials.yml", "--endpoints", "endpoints.yml"],
-            cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
     try:
-        wait_for(f"http://127.0.0.1:{rasa_port}/webhooks/helpline/", rasa, seconds=240)
-        yield f"http://127.0.0.1:{rasa_port}/webhooks/helpline/webhook"
-    finally:
-        stop(rasa)
+        rasa = start_rasa_server(model_path, rasa_port,
+                                 f"http://127.0.0.1:{action_port}/webhook", logs / "rasa.log")
+    except Exception:
         stop(actions)
+        raise
+    yield f"http://127.0.0.1:{rasa_port}/webhooks/helpline/webhook"
+    stop(rasa)
+    stop(actions)
 
 
 def post(url: str, body) -> tuple[int, object]:
@@ -90,8 +82,8 @@ def test_a_conversation_over_rest_with_typed_numbers(rasa_url):
         ({"message": "hi"}, "'sender' must be a non-empty string"),
         ({"sender": "a", "message": ""}, "'message' must be a non-empty string"),
         ({"sender": "a", "message": "x" * 5000}, "'message' is longer than 4096 characters"),
-        ([1, 2], "the body must be a JSON object"),
-        (b"{not json", "the body must be a JSON object"),
+        ([1, 2], "the body must be a JSON object with 'sender' and 'message'"),
+        (b"{not json", "the body must be a JSON object with 'sender' and 'message'"),
     ],
 )
 def test_bad_requests_get_a_clear_400(rasa_url, body, message):

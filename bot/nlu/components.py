@@ -30,7 +30,7 @@ from rasa.shared.nlu.constants import (
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from bot.keywords import KEYWORDS_FILE, load_keywords, normalise
+from bot.keywords import KEYWORDS_FILE, load_keywords, load_patterns, match_pattern, normalise
 from bot.language import detect_language
 from bot.settings import Settings
 
@@ -89,14 +89,21 @@ class LanguageDetector(GraphComponent):
     [DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False
 )
 class SafetyKeywordClassifier(GraphComponent):
-    """Sets the intent with certainty when the whole message is a listed safety word."""
+    """Safety words and patterns from ``keywords.yml`` that override the model's intent.
+
+    A message that is exactly a listed word gets its intent. Otherwise, when the model chose
+    neither emergency nor quick exit, a matching danger or hide-the-screen pattern sets it.
+    """
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
         return {"keywords_file": str(KEYWORDS_FILE)}
 
-    def __init__(self, keywords: Dict[str, str]) -> None:
+    OVERRIDABLE = ("emergency", "quick_exit")
+
+    def __init__(self, keywords: Dict[str, str], patterns: list) -> None:
         self.keywords = keywords  # normalised text -> intent
+        self.patterns = patterns  # (regex, intent): safety net under the model
 
     @classmethod
     def create(
@@ -106,18 +113,30 @@ class SafetyKeywordClassifier(GraphComponent):
         resource: Resource,
         execution_context: ExecutionContext,
     ) -> "SafetyKeywordClassifier":
-        return cls(load_keywords(Path(config["keywords_file"])))
+        path = Path(config["keywords_file"])
+        return cls(load_keywords(path), load_patterns(path))
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
         return training_data
 
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
-            intent = self.keywords.get(normalise(message.get(TEXT) or ""))
+            text = message.get(TEXT) or ""
+            if text.startswith("/"):
+                continue  # a button payload names its intent already
+            intent = self.keywords.get(normalise(text))
+            if intent is None:
+                current = (message.get(INTENT) or {}).get("name")
+                if current not in self.OVERRIDABLE:
+                    intent = match_pattern(text, self.patterns)
             if intent is None:
                 continue
+            # An override is certain: the other intents drop to 0, so the fallback classifier
+            # doesn't see two close candidates.
             ranking = [
-                r for r in message.get(INTENT_RANKING_KEY, []) or [] if r.get("name") != intent
+                {**r, "confidence": 0.0}
+                for r in message.get(INTENT_RANKING_KEY, []) or []
+                if r.get("name") != intent
             ]
             top = {"name": intent, "confidence": 1.0}
             message.set(INTENT, top, add_to_output=True)

@@ -53,6 +53,19 @@ def start_action_server(port: int, log: Path) -> subprocess.Popen:
     return process
 
 
+def start_rasa_server(model: Path, port: int, action_url: str, log: Path) -> subprocess.Popen:
+    """Starts ``rasa run`` with the project's channels; returns once the channel answers."""
+    with open(log, "wb") as handle:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "rasa", "run", "--model", str(model), "--port", str(port),
+             "--credentials", "credentials.yml", "--endpoints", "endpoints.yml"],
+            cwd=PROJECT_ROOT, env=quiet_env(HELPLINE_ACTION_URL=action_url),
+            stdout=handle, stderr=subprocess.STDOUT,
+        )
+    wait_for(f"http://127.0.0.1:{port}/webhooks/helpline/", process, seconds=240)
+    return process
+
+
 def stop(process: subprocess.Popen) -> None:
     process.terminate()
     try:

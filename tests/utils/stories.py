@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 import yaml
 
-from bot.language import count_letters
+from bot.language import count_letters, detect_language
 from bot.settings import PROJECT_ROOT
 
 STORIES_DIR = PROJECT_ROOT / "tests" / "stories"
@@ -186,6 +186,9 @@ def build(language: str) -> str:
                 intent, entities = step[1], step[2]
                 wanted = {k: (language if v == "LANG" else v) for k, v in (entities or {}).items()}
                 text, found = _pick(examples[intent], wanted or None, language)
+                detected = detect_language(text)  # default threshold, as in the model
+                if detected:
+                    found = {**found, "detected_language": detected}
                 item: dict[str, Any] = {"user": text, "intent": intent}
                 if found:
                     item["entities"] = [{k: v} for k, v in found.items()]
