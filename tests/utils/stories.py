@@ -132,9 +132,9 @@ FLOWS: dict[str, list[tuple]] = {
 _MARKUP = re.compile(r"\[([^\]]+)\](\([^)]*\)|\{[^}]*\})")
 
 
-def _examples(language: str) -> dict[str, list[tuple[str, dict[str, str]]]]:
-    """intent -> [(text, {entity: value})] from data/nlu/<language>/ in file order."""
-    result: dict[str, list[tuple[str, dict[str, str]]]] = {}
+def _examples(language: str) -> dict[str, list[tuple[str, dict[str, str], str]]]:
+    """intent -> [(text, {entity: value}, annotated text)] from data/nlu/<language>/."""
+    result: dict[str, list[tuple[str, dict[str, str], str]]] = {}
     for path in sorted((PROJECT_ROOT / "data" / "nlu" / language).glob("*.yml")):
         for block in yaml.safe_load(path.read_text(encoding="utf-8")).get("nlu", []):
             if "intent" not in block:
@@ -152,24 +152,29 @@ def _examples(language: str) -> dict[str, list[tuple[str, dict[str, str]]]]:
                         entities[data["entity"]] = str(data.get("value", match.group(1)))
                     else:
                         entities[spec[1:-1]] = match.group(1)
-                result.setdefault(block["intent"], []).append((_MARKUP.sub(r"\1", raw), entities))
+                text = _MARKUP.sub(r"\1", raw)
+                result.setdefault(block["intent"], []).append((text, entities, raw))
     return result
 
 
 def _pick(
-    examples: list[tuple[str, dict]], wanted: Optional[dict[str, str]], language: str
-) -> tuple[str, dict]:
+    examples: list[tuple[str, dict, str]], wanted: Optional[dict[str, str]], language: str
+) -> tuple[str, dict, str]:
     """A deterministic, typical example: plain text of 2+ words, or with the wanted entities.
 
-    For Arabic, examples in Arabic script come first (the files also hold Arabizi and loans).
+    An example with entity markup must be too short for language detection (its
+    ``detected_language`` entity would overlap the markup). For Arabic, examples in Arabic
+    script come first (the files also hold Arabizi and loans).
     """
     if wanted:
-        fitting = [e for e in examples if e[1] == wanted]
+        fitting = [e for e in examples if e[1] == wanted and detect_language(e[0]) is None]
     else:
         fitting = [e for e in examples if not e[1] and len(e[0].split()) >= 2 and "/" not in e[0]]
-        fitting = fitting or [e for e in examples if not e[1]] or examples
+        fitting = fitting or [e for e in examples if not e[1]]
+        short = [e for e in examples if detect_language(e[0]) is None]
+        fitting = fitting or [e for e in short if len(e[0].split()) >= 2] or short
     if not fitting:
-        raise ValueError(f"no training example with entities {wanted}")
+        raise ValueError(f"no usable training example with entities {wanted}")
     if language == "ar":
         arabic = [e for e in fitting if count_letters(e[0])[1] > count_letters(e[0])[0] / 2]
         fitting = arabic or fitting
@@ -185,14 +190,11 @@ def build(language: str) -> str:
             if step[0] == "user":
                 intent, entities = step[1], step[2]
                 wanted = {k: (language if v == "LANG" else v) for k, v in (entities or {}).items()}
-                text, found = _pick(examples[intent], wanted or None, language)
+                text, found, annotated = _pick(examples[intent], wanted or None, language)
                 detected = detect_language(text)  # default threshold, as in the model
-                if detected:
-                    found = {**found, "detected_language": detected}
-                item: dict[str, Any] = {"user": text, "intent": intent}
-                if found:
-                    item["entities"] = [{k: v} for k, v in found.items()]
-                steps.append(item)
+                if detected:  # the whole message carries the detected language
+                    annotated = f'[{text}]{{"entity": "detected_language", "value": "{detected}"}}'
+                steps.append({"user": annotated, "intent": intent})
             elif step[0] == "action":
                 steps.append({"action": step[1]})
             elif step[0] == "loop":

@@ -1,0 +1,92 @@
+"""The helpline command: configuration check, model fingerprint, terminal chat."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+from bot import cli
+from bot.settings import PROJECT_ROOT, Settings
+
+
+def test_check_passes_on_the_shipped_configuration():
+    assert cli.check(Settings.from_env({})) == []
+
+
+def test_check_reports_a_broken_deployment(tmp_path):
+    broken = tmp_path / "deployment.yml"
+    broken.write_text((PROJECT_ROOT / "deploy" / "sample.yml").read_text(encoding="utf-8")
+                      .replace("  LY:\n", "  LY: []\n  XX:\n"), encoding="utf-8")
+    problems = cli.check(Settings.from_env({"HELPLINE_DEPLOYMENT": str(broken)}))
+    assert len(problems) == 1 and "emergency_contacts.LY: no emergency contact given" in problems[0]
+
+
+def test_main_exits_2_with_the_problem_on_stderr(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HELPLINE_DEPLOYMENT", str(tmp_path / "missing.yml"))
+    assert cli.main(["check"]) == 2
+    assert "cannot read the file" in capsys.readouterr().err
+    monkeypatch.setenv("HELPLINE_RASA_PORT", "abc")
+    assert cli.main(["check"]) == 2
+    assert "HELPLINE_RASA_PORT" in capsys.readouterr().err
+
+
+def test_the_fingerprint_follows_the_training_inputs(tmp_path):
+    for item in cli.TRAINING_INPUTS:
+        source = PROJECT_ROOT / item
+        target = tmp_path / item
+        if source.is_dir():
+            shutil.copytree(source, target)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(source, target)
+    first = cli.fingerprint(tmp_path)
+    assert cli.fingerprint(tmp_path) == first
+    (tmp_path / "README.md").write_text("not a training input", encoding="utf-8")
+    assert cli.fingerprint(tmp_path) == first
+    with open(tmp_path / "data" / "nlu" / "en" / "basics.yml", "a", encoding="utf-8") as handle:
+        handle.write("\n")
+    assert cli.fingerprint(tmp_path) != first
+
+
+class _FakeAssistant(BaseHTTPRequestHandler):
+    received: list = []
+
+    def do_POST(self):  # noqa: N802 (http.server's naming)
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        _FakeAssistant.received.append(body)
+        reply = json.dumps([{"text": "Pick one", "buttons": [{"title": "Yes", "payload": "/affirm"},
+                                                              {"title": "No", "payload": "/deny"}]}])
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(reply.encode())
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def fake_assistant():
+    server = HTTPServer(("127.0.0.1", 0), _FakeAssistant)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _FakeAssistant.received = []
+    yield f"http://127.0.0.1:{server.server_port}/webhooks/helpline/webhook"
+    server.shutdown()
+
+
+def test_chat_numbers_the_buttons_and_keeps_one_sender(fake_assistant, capsys):
+    cli.chat(fake_assistant, lines=["hello", "", "1", "/bye", "never sent"])
+    out = capsys.readouterr().out
+    assert "bot> Pick one" in out and "     1. Yes" in out and "     2. No" in out
+    assert [b["message"] for b in _FakeAssistant.received] == ["hello", "1"]
+    assert len({b["sender"] for b in _FakeAssistant.received}) == 1
+
+
+def test_chat_says_when_the_assistant_is_unreachable(capsys):
+    cli.chat("http://127.0.0.1:9/webhooks/helpline/webhook", lines=["hello"])
+    assert "cannot reach the assistant" in capsys.readouterr().out
