@@ -38,7 +38,7 @@ PATTERNS = load_patterns()
 
 @pytest.mark.parametrize(
     "text",
-    ["he is beating me", "they locked me in the room", "I'm in danger", "il me frappe",
+    ["help help", "HELP HELP HELP", "ayuda ayuda", "ساعدوني ساعدوني", "he is beating me", "they locked me in the room", "I'm in danger", "il me frappe",
      "ils nous tiennent enfermés", "je suis prisonnière", "me esta pegando", "estoy encerrada",
      "estamos en peligro", "بيضربني", "حبسوني في الغرفة", "أنا محبوسة", "أخدوا بنتي"],
 )
@@ -48,7 +48,7 @@ def test_danger_patterns(text):
 
 @pytest.mark.parametrize(
     "text",
-    ["my boss keeps my passport", "la dame a enferme mon passeport", "what is trafficking",
+    ["help", "help me find a doctor", "my boss keeps my passport", "la dame a enferme mon passeport", "what is trafficking",
      "لو هربت من الشغل بيحبسوني؟", "اخدوا اوراقي لما وصلت", "I'm in Tripoli", "danger signs of a job"],
 )
 def test_ongoing_situations_and_questions_are_not_emergencies(text):
