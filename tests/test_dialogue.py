@@ -133,14 +133,29 @@ def test_stop_and_other_intents_inside_the_questions(assistant):
 def test_quick_exit_inside_the_questions_resets_everything(assistant):
     sender = f"exit-{uuid.uuid4().hex[:8]}"
     assistant.say(sender, choose("es"))
+    assistant.say(sender, "mi jefe tiene mi pasaporte y no me paga")
     assistant.say(sender, "/check_situation")
     assistant.say(sender, "/affirm")
+    assert "mi jefe tiene mi pasaporte y no me paga" in assistant.stored_texts(sender)
     turn = assistant.say(sender, "/quick_exit")
+    # Nothing said before the reset stays in the tracker store, not even the exit itself.
+    assert assistant.stored_texts(sender) == []
     assert turn.responses == ["utter_quick_exit"]
     assert turn.active_loop is None
     assert turn.slots["screening_consent"] is None
     assert turn.slots["language"] == "en"  # back to the deployment's default
     assert assistant.say(sender, "/affirm").responses == ["utter_menu"]
+
+
+def test_forget_me_erases_the_stored_conversation(assistant):
+    sender = f"forget-{uuid.uuid4().hex[:8]}"
+    assistant.say(sender, "my sister went to work abroad and stopped answering")
+    assistant.say(sender, "/ask_job_offer")
+    turn = assistant.say(sender, "/forget_me")
+    assert turn.responses == ["utter_forget_me_done"]
+    assert assistant.stored_texts(sender) == []
+    # A fresh start: greeting gets the language menu of a first contact again.
+    assert assistant.say(sender, "/greet").responses == ["utter_language_menu"]
 
 
 def test_a_long_message_switches_language_and_a_short_one_does_not(assistant):

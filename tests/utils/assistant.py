@@ -97,14 +97,39 @@ class Assistant:
         from rasa.utils.endpoints import EndpointConfig
         from rasa.utils.log_utils import configure_structlog
 
+        from rasa.shared.core.domain import Domain
+
+        from bot.tracker_store import ErasingInMemoryTrackerStore
+
         configure_logging_and_warnings(logging.WARNING)
         configure_structlog(logging.WARNING)
 
         self.loop = asyncio.new_event_loop()
-        self.agent = Agent.load(str(model_path), action_endpoint=EndpointConfig(action_url))
+        class RecordingStore(ErasingInMemoryTrackerStore):
+            """Keeps the tracker as the processor had it (before any erasing) for the test."""
+
+            def __init__(self, domain: Domain) -> None:
+                super().__init__(domain)
+                self.seen: Dict[str, Any] = {}
+
+            async def save(self, tracker: Any) -> None:
+                self.seen[tracker.sender_id] = tracker
+                await super().save(tracker)
+
+        self.store = RecordingStore(Domain.load(str(PROJECT_ROOT / "bot" / "domain")))
+        self.agent = Agent.load(str(model_path), action_endpoint=EndpointConfig(action_url),
+                                tracker_store=self.store)
 
     def close(self) -> None:
         self.loop.close()
+
+    def stored_texts(self, sender: str) -> List[str]:
+        """Every user and bot text the tracker store holds for ``sender``."""
+        from rasa.shared.core.events import BotUttered, UserUttered
+
+        tracker = self.loop.run_until_complete(self.store.retrieve_full_tracker(sender))
+        return [e.text or "" for e in (tracker.events if tracker else [])
+                if isinstance(e, (UserUttered, BotUttered))]
 
     def parse(self, text: str) -> Dict[str, Any]:
         return self.loop.run_until_complete(self.agent.parse_message(text))
@@ -117,7 +142,7 @@ class Assistant:
         from rasa.shared.core.events import BotUttered, UserUttered
 
         await self.agent.handle_text(text, sender_id=sender)
-        tracker = await self.agent.tracker_store.retrieve_full_tracker(sender)
+        tracker = self.store.seen[sender]  # this turn as processed, before any erasing
         events = list(tracker.events)
         # The store keeps the latest sessions only; this turn starts at the last user message.
         start = max(i for i, e in enumerate(events) if isinstance(e, UserUttered))
