@@ -14,13 +14,13 @@ from bot.settings import Settings
 from bot.triage import QUESTIONS
 
 
-
 def deployment() -> Deployment:
     """The validated deployment file named by the settings (read once per process)."""
     return cached_deployment(Settings.from_env().deployment_file)
 
 
 def catalog() -> Catalog:
+    """Every text the assistant sends, per language (read once per process)."""
     return load_catalog()
 
 
