@@ -48,8 +48,12 @@ def say(
     )
 
 
-def emergency_contacts_text(tracker: Tracker, language: str) -> str:
-    return deployment().render_contacts(language, tracker.get_slot("area"))
+def say_with_contacts(
+    dispatcher: CollectingDispatcher, tracker: Tracker, response: str, language: str
+) -> None:
+    """Sends ``response`` with the emergency contacts for the person's area filled in."""
+    contacts = deployment().render_contacts(language, tracker.get_slot("area"))
+    say(dispatcher, response, language, contacts=contacts)
 
 
 def latest_intent(tracker: Tracker) -> Optional[str]:

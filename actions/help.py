@@ -12,13 +12,12 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import emergency_contacts_text, language_of, latest_intent, say
+from actions.common import language_of, latest_intent, say, say_with_contacts
 
 
 def request_human(dispatcher: CollectingDispatcher, tracker: Tracker) -> List[EventType]:
     language = language_of(tracker)
-    say(dispatcher, "utter_handoff_unavailable", language,
-        contacts=emergency_contacts_text(tracker, language))
+    say_with_contacts(dispatcher, tracker, "utter_handoff_unavailable", language)
     return [SlotSet("offer", None)]
 
 
@@ -44,8 +43,7 @@ class ActionFindServices(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[EventType]:
         language = language_of(tracker)
-        say(dispatcher, "utter_services_unavailable", language,
-            contacts=emergency_contacts_text(tracker, language))
+        say_with_contacts(dispatcher, tracker, "utter_services_unavailable", language)
         return []
 
 

@@ -8,7 +8,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActiveLoop, EventType, Restarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import clear_screening, emergency_contacts_text, language_of, say
+from actions.common import clear_screening, language_of, say, say_with_contacts
 
 
 class ActionEmergency(Action):
@@ -21,8 +21,7 @@ class ActionEmergency(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[EventType]:
         language = language_of(tracker)
-        say(dispatcher, "utter_emergency_contacts", language,
-            contacts=emergency_contacts_text(tracker, language))
+        say_with_contacts(dispatcher, tracker, "utter_emergency_contacts", language)
         say(dispatcher, "utter_offer_human", language)
         # Always ends the questions (a no-op outside them): nothing more is asked now.
         return [SlotSet("offer", "human"), ActiveLoop(None), SlotSet("requested_slot", None),

@@ -17,11 +17,11 @@ from rasa_sdk.types import DomainDict
 
 from actions.common import (
     clear_screening,
-    emergency_contacts_text,
     language_of,
     last_bot_response,
     latest_intent,
     say,
+    say_with_contacts,
 )
 from bot.triage import QUESTIONS, TriageResult, load_rules, questions_to_ask, triage
 
@@ -112,8 +112,7 @@ def reply_to_result(
         SlotSet("triage_needs", list(result.needs)),
     ]
     if result.level == "emergency":
-        say(dispatcher, "utter_emergency_contacts", language,
-            contacts=emergency_contacts_text(tracker, language))
+        say_with_contacts(dispatcher, tracker, "utter_emergency_contacts", language)
     if result.under_18:
         say(dispatcher, "utter_triage_child", language)
     if result.level == "emergency":

@@ -148,7 +148,7 @@ async def test_without_consent_the_form_asks_nothing(dispatcher, domain):
     assert await validator.required_slots(list(QUESTIONS), dispatcher, make_tracker(), domain) == []
     events = await validator.run(dispatcher, make_tracker(active_loop="screening_form"), domain)
     assert SlotSet("requested_slot", None) in events
-    for question, action in ASK_ACTIONS.items():
+    for action in ASK_ACTIONS.values():
         assert await action().run(dispatcher, make_tracker(), domain) == []
     assert dispatcher.messages == []
 
