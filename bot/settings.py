@@ -22,6 +22,11 @@ SETTINGS_DOC: dict[str, tuple[str, str, str]] = {
         "The deployment file: organisation, emergency contacts, languages, hours, retention.",
     ),
     "HELPLINE_MODEL_DIR": ("model_dir", "models", "Where trained models are kept."),
+    "HELPLINE_BIND": (
+        "bind",
+        "127.0.0.1",
+        "Address the servers listen on; 0.0.0.0 only behind a reverse proxy that adds TLS.",
+    ),
     "HELPLINE_RASA_PORT": ("rasa_port", "5005", "Port of the Rasa server."),
     "HELPLINE_ACTION_PORT": ("action_port", "5055", "Port of the action server."),
     "HELPLINE_ACTION_URL": (
@@ -53,6 +58,7 @@ class Settings:
 
     deployment_file: Path
     model_dir: Path
+    bind: str
     rasa_port: int
     action_port: int
     action_url: str
@@ -72,6 +78,7 @@ class Settings:
         values = {
             "deployment_file": _path(raw["deployment_file"]),
             "model_dir": _path(raw["model_dir"]),
+            "bind": raw["bind"],
             "rasa_port": _port("HELPLINE_RASA_PORT", raw["rasa_port"]),
             "action_port": _port("HELPLINE_ACTION_PORT", raw["action_port"]),
             "action_url": raw["action_url"],

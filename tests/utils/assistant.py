@@ -47,7 +47,8 @@ def start_action_server(port: int, log: Path) -> subprocess.Popen:
     handle = open(log, "wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "rasa", "run", "actions", "--actions", "actions", "--port", str(port)],
-        cwd=PROJECT_ROOT, env=quiet_env(), stdout=handle, stderr=subprocess.STDOUT,
+        cwd=PROJECT_ROOT, env=quiet_env(SANIC_HOST="127.0.0.1"), stdout=handle,
+        stderr=subprocess.STDOUT,
     )
     wait_for(f"http://127.0.0.1:{port}/health", process)
     return process
@@ -57,7 +58,8 @@ def start_rasa_server(model: Path, port: int, action_url: str, log: Path) -> sub
     """Starts ``rasa run`` with the project's channels; returns once the channel answers."""
     with open(log, "wb") as handle:
         process = subprocess.Popen(
-            [sys.executable, "-m", "rasa", "run", "--model", str(model), "--port", str(port),
+            [sys.executable, "-m", "rasa", "run", "--model", str(model),
+             "--interface", "127.0.0.1", "--port", str(port),
              "--credentials", "credentials.yml", "--endpoints", "endpoints.yml"],
             cwd=PROJECT_ROOT, env=quiet_env(HELPLINE_ACTION_URL=action_url),
             stdout=handle, stderr=subprocess.STDOUT,
