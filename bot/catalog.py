@@ -48,9 +48,6 @@ class Catalog:
     response_buttons: Mapping[str, tuple[str, ...]]  # response -> button keys
     main_menu: tuple[str, ...]
 
-    def response_names(self) -> list[str]:
-        return sorted(self.texts["en"])
-
     def buttons_for(self, response: str, language: str) -> list[dict[str, str]]:
         return [
             {"title": self.buttons[language][key], "payload": self.payloads[key]}
@@ -89,12 +86,17 @@ def load_catalog(directory: Path = MESSAGES_DIR) -> Catalog:
         CatalogError: naming each missing text, unknown key, bad placeholder or text too long.
     """
     layout = _read(directory / "layout.yml")
-    payloads = dict(layout["button_payloads"])
-    main_menu = tuple(layout["main_menu"])
-    response_buttons = {
-        name: tuple(main_menu if keys == "main_menu" else keys)
-        for name, keys in layout["response_buttons"].items()
-    }
+    try:
+        payloads = dict(layout["button_payloads"])
+        main_menu = tuple(layout["main_menu"])
+        response_buttons = {
+            name: tuple(main_menu if keys == "main_menu" else keys)
+            for name, keys in layout["response_buttons"].items()
+        }
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CatalogError(
+            f"layout.yml must have button_payloads, main_menu and response_buttons ({exc!r})"
+        ) from None
     texts, buttons, names, prompts = {}, {}, {}, {}
     problems: list[str] = []
     for language in SUPPORTED_LANGUAGES:

@@ -113,3 +113,13 @@ def test_placeholders_are_known():
         for name, text in CATALOG.texts[language].items():
             fields = {f for _, f, _, _ in string.Formatter().parse(text) if f}
             assert fields <= {"org_name", "contacts"}, (language, name)
+
+
+def test_a_broken_layout_is_reported(tmp_path):
+    (tmp_path / "layout.yml").write_text("button_payloads: {}\n", encoding="utf-8")
+    load_catalog.cache_clear()
+    try:
+        with pytest.raises(CatalogError, match="layout.yml must have"):
+            load_catalog(tmp_path)
+    finally:
+        load_catalog.cache_clear()
