@@ -28,6 +28,15 @@ class ActionEmergency(Action):
                 *clear_screening()]
 
 
+def reply_and_reset(
+    dispatcher: CollectingDispatcher, tracker: Tracker, response: str
+) -> List[EventType]:
+    """Sends ``response``, then resets the conversation; the tracker store erases what came
+    before (bot.tracker_store.ERASING_ACTIONS names the actions that do this)."""
+    say(dispatcher, response, language_of(tracker))
+    return [ActiveLoop(None), Restarted()]
+
+
 class ActionQuickExit(Action):
     """A neutral one-line reply, then the conversation state is reset."""
 
@@ -37,8 +46,7 @@ class ActionQuickExit(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[EventType]:
-        say(dispatcher, "utter_quick_exit", language_of(tracker))
-        return [ActiveLoop(None), Restarted()]
+        return reply_and_reset(dispatcher, tracker, "utter_quick_exit")
 
 
 class ActionForgetMe(Action):
@@ -50,5 +58,4 @@ class ActionForgetMe(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[EventType]:
-        say(dispatcher, "utter_forget_me_done", language_of(tracker))
-        return [ActiveLoop(None), Restarted()]
+        return reply_and_reset(dispatcher, tracker, "utter_forget_me_done")
