@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,16 @@ from bot.settings import PROJECT_ROOT
 
 SAMPLE_DEPLOYMENT = PROJECT_ROOT / "deploy" / "sample.yml"
 os.environ.setdefault("HELPLINE_DEPLOYMENT", str(SAMPLE_DEPLOYMENT))
+
+# The tests (and every process they start) keep their secrets and databases in a folder of
+# their own, never in the project's var/.
+TEST_STATE = Path(tempfile.mkdtemp(prefix="helpline-tests-"))
+os.environ.setdefault("HELPLINE_SECRETS_FILE", str(TEST_STATE / "secrets.json"))
+os.environ.setdefault("HELPLINE_DATABASE_URL", f"sqlite:///{TEST_STATE / 'helpline.db'}")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(TEST_STATE, ignore_errors=True)
 
 
 @pytest.fixture
@@ -68,3 +80,48 @@ def assistant(model_path, action_server):
     bot = Assistant(model_path, action_server)
     yield bot
     bot.close()
+
+
+# -- real services (PostgreSQL and Redis on this machine; see README "Tests") -----------------
+
+POSTGRES_ADMIN_URL = os.environ.get("HELPLINE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_TEST_URL = os.environ.get("HELPLINE_TEST_REDIS", "redis://127.0.0.1:6379/13")
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh, empty PostgreSQL database for one test; dropped afterwards."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    name = f"helpline_test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is needed at {POSTGRES_ADMIN_URL} (HELPLINE_TEST_POSTGRES): {exc}")
+    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    yield url
+    with admin.connect() as connection:
+        connection.execute(sa.text(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"
+        ), {"name": name})
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
+
+
+@pytest.fixture
+def redis_url():
+    """A Redis database (number 13 by default) emptied before and after the test."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_TEST_URL)
+    try:
+        client.flushdb()
+    except redis.exceptions.ConnectionError as exc:
+        pytest.fail(f"Redis is needed at {REDIS_TEST_URL} (HELPLINE_TEST_REDIS): {exc}")
+    yield REDIS_TEST_URL
+    client.flushdb()
+    client.close()

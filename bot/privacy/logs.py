@@ -1,0 +1,206 @@
+"""Keeping message text, addresses and metadata out of every log line, at every level.
+
+``install_log_scrubber()`` (idempotent) puts ``scrub`` into every log record the process
+creates, whichever library logs it (Rasa's processor at DEBUG quotes whole messages; its
+structlog output goes through the standard ``logging`` too), before any handler, file or
+console sees it. It does two things:
+
+- values this process was told are sensitive (``remember_sensitive``: the channels register
+  each incoming message's text, the provider address and metadata values, for a short while,
+  in memory only) are replaced wherever they appear, whole or word by word, ignoring case;
+- anything shaped like a phone number, an e-mail address or a long ID number is replaced,
+  whether or not it was registered.
+
+The replacement is ``[redacted]``. Pseudonymous conversation ids are kept: they are what
+operators need to follow a conversation in the logs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from collections import OrderedDict
+from typing import Any, Iterable
+
+REDACTED = "[redacted]"
+REMEMBER_SECONDS = 600
+MAX_REMEMBERED = 20_000
+MIN_WORD_CHARS = 3
+
+PATTERNS = (
+    # e-mail addresses
+    re.compile(r"[\w.+\-]+@[\w\-]+(\.[\w\-]+)+"),
+    # international numbers: +999 555 0100, +9995550100, +999-555-0100
+    re.compile(r"(?<![\w+])\+\d[\d ().\-]{5,}\d(?!\w)"),
+    # local numbers in groups: (0999) 555-0100, 0999.555.0100, 0803 555 0100
+    re.compile(r"(?<![\w.])\(?\d{2,5}\)?[ .\-]\d{2,4}[ .\-]\d{2,5}(?:[ .\-]\d{1,5})?(?![\w]|\.\d)"),
+    # long digit runs (numbers, chat ids, ID numbers), but not decimals such as timestamps
+    re.compile(r"(?<![\w.])\d{7,}(?![\w]|\.\d)"),
+    # letter-prefixed document numbers: A12345678, ZX4471928
+    re.compile(r"(?<![\w\-])[A-Z]{1,3}\d{5,12}[A-Z]?(?![\w\-])"),
+)
+# Words of Rasa's, Sanic's and the project's own log lines, never treated as sensitive on
+# their own (a whole message containing them still is).
+LOG_VOCABULARY = frozenset("""
+    action actions active and bot confidence conversation current debug default entities entity
+    event events false form intent intents key language latest level listen loop message name
+    none null policy predicted prediction previous requested rule session slot slots started
+    state states text the tracker true type user utter value with
+""".split())
+_PSEUDONYM = re.compile(r"c[0-9a-f]{32}")
+
+
+class _Remembered:
+    """Recently seen sensitive strings (casefolded), with expiry. Memory only."""
+
+    def __init__(self) -> None:
+        self._items: "OrderedDict[str, float]" = OrderedDict()
+        self._lock = threading.Lock()
+        self._pattern: re.Pattern | None = None
+
+    def add(self, values: Iterable[str]) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for value in values:
+                self._items[value] = now + REMEMBER_SECONDS
+                self._items.move_to_end(value)
+            while len(self._items) > MAX_REMEMBERED:
+                self._items.popitem(last=False)
+            self._pattern = None
+
+    def pattern(self) -> re.Pattern | None:
+        now = time.monotonic()
+        with self._lock:
+            expired = [k for k, until in self._items.items() if until <= now]
+            for key in expired:
+                del self._items[key]
+            if expired:
+                self._pattern = None
+            if self._pattern is None and self._items:
+                longest_first = sorted(self._items, key=len, reverse=True)
+                alternatives = "|".join(re.escape(v) for v in longest_first)
+                self._pattern = re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
+            return self._pattern
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._pattern = None
+
+
+_remembered = _Remembered()
+
+
+def _strings(value: Any) -> Iterable[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(item)
+    elif isinstance(value, (list, tuple, set)):
+        for item in value:
+            yield from _strings(item)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        yield str(value)
+
+
+def remember_sensitive(*values: Any) -> None:
+    """Marks strings (and every string inside dicts and lists) as never to be logged.
+
+    Each value is remembered whole (also as JSON writes it, escaped), and word by word for
+    words of 3 characters or more outside ``LOG_VOCABULARY``, so that a log line quoting part
+    of a message, or the message JSON-escaped, is scrubbed too.
+    """
+    found = set()
+    for text in _strings(list(values)):
+        text = text.strip()
+        if len(text) >= MIN_WORD_CHARS and not _PSEUDONYM.fullmatch(text):
+            found.add(text.casefold())
+            found.add(json.dumps(text)[1:-1].casefold())
+            found.add(json.dumps(text, ensure_ascii=False)[1:-1].casefold())
+            for word in re.findall(r"\w+", text):
+                folded = word.casefold()
+                if (len(word) >= MIN_WORD_CHARS and folded not in LOG_VOCABULARY
+                        and not _PSEUDONYM.fullmatch(word)):
+                    found.add(folded)
+                    escaped = json.dumps(word)[1:-1]
+                    if escaped != word:
+                        found.add(escaped.casefold())
+            digits = re.sub(r"\D", "", text)
+            if len(digits) >= 6:
+                found.add(digits)
+    if found:
+        _remembered.add(found)
+
+
+def forget_sensitive() -> None:
+    _remembered.clear()
+
+
+def scrub(text: str) -> str:
+    """``text`` with sensitive values and identifier-shaped strings replaced."""
+    if not text:
+        return text
+    pattern = _remembered.pattern()
+    if pattern is not None:
+        text = pattern.sub(REDACTED, text)
+    for shape in PATTERNS:
+        text = shape.sub(lambda m: m.group(0) if _PSEUDONYM.fullmatch(m.group(0)) else REDACTED, text)
+    return text
+
+
+def scrub_record(record: logging.LogRecord) -> logging.LogRecord:
+    """Replaces the record's message (and exception text) with scrubbed text."""
+    if getattr(record, "_helpline_scrubbed", False):
+        return record
+    try:
+        message = record.getMessage()
+    except Exception:  # a broken format string: keep nothing of it but the template
+        message = str(record.msg)
+    record.msg = scrub(message)
+    record.args = None
+    if record.exc_info:
+        formatter = logging.Formatter()
+        record.exc_text = scrub(formatter.formatException(record.exc_info))
+        record.exc_info = None
+    if record.stack_info:
+        record.stack_info = scrub(record.stack_info)
+    record._helpline_scrubbed = True
+    return record
+
+
+class ScrubbingFilter(logging.Filter):
+    """A logging filter doing ``scrub_record``; usable on any handler or logger."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        scrub_record(record)
+        return True
+
+
+_installed = False
+_install_lock = threading.Lock()
+
+
+def install_log_scrubber() -> None:
+    """Scrubs every log record this process creates from now on (idempotent).
+
+    A record factory sees each record of every logger (Rasa's, the action server's, Sanic's,
+    the project's) at creation, before handlers added at any time, so it cannot be bypassed
+    by a handler configured later; the filter is also put on the handlers present now.
+    """
+    global _installed
+    with _install_lock:
+        if _installed:
+            return
+        previous = logging.getLogRecordFactory()
+
+        def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            return scrub_record(previous(*args, **kwargs))
+
+        logging.setLogRecordFactory(factory)
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(ScrubbingFilter())
+        _installed = True

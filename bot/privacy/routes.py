@@ -1,0 +1,199 @@
+"""The reply-route cache: what a channel needs to answer a conversation, encrypted, expiring.
+
+A route holds the provider address (phone number, chat id, session id) and the payloads of
+the last menu shown, so that a typed digit can be mapped back. It is keyed by the
+pseudonymous conversation id; the value is a Fernet token (AES-128-CBC + HMAC-SHA256) under
+the deployment's route key. Nothing else in the system knows the address.
+
+- Idle expiry: every read or write pushes the expiry to ``idle_seconds`` from now (the
+  deployment's ``retention.reply_route_idle_hours``).
+- ``MemoryRouteCache`` (default): a bounded LRU in the process; gone on restart.
+- ``RedisRouteCache`` (``HELPLINE_REDIS_URL``): shared by Rasa replicas; expiry is Redis's own
+  (``SET ... EX`` and ``GETEX``), so Redis deletes idle routes itself.
+- ``forget`` deletes a route at once; every cache registers it with ``bot.privacy.erasure``.
+- A value that no current key can decrypt (after a key was retired) counts as no route.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from cryptography.fernet import InvalidToken, MultiFernet
+
+from bot.privacy import erasure
+
+REDIS_PREFIX = "helpline:route:"
+
+
+@dataclass(frozen=True)
+class Route:
+    """How to reach a conversation: the channel, the provider address, the last menu."""
+
+    channel: str
+    address: str
+    menu: tuple[str, ...] = ()
+
+    def with_menu(self, menu: tuple[str, ...]) -> "Route":
+        return Route(self.channel, self.address, tuple(menu))
+
+    def __repr__(self) -> str:  # never show the address
+        return f"Route(channel={self.channel!r}, menu={len(self.menu)} options)"
+
+
+class RouteCache(ABC):
+    """Encrypted, idle-expiring routes keyed by conversation id."""
+
+    def __init__(self, fernet: MultiFernet, idle_seconds: float) -> None:
+        if idle_seconds <= 0:
+            raise ValueError("idle_seconds must be positive")
+        self._fernet = fernet
+        self.idle_seconds = idle_seconds
+        erasure.register(f"reply routes ({type(self).__name__} {id(self)})", self.forget)
+
+    def seal(self, route: Route) -> bytes:
+        plain = json.dumps({"c": route.channel, "a": route.address, "m": list(route.menu)})
+        return self._fernet.encrypt(plain.encode("utf-8"))
+
+    def open(self, token: bytes) -> Optional[Route]:
+        try:
+            data = json.loads(self._fernet.decrypt(token))
+        except (InvalidToken, ValueError):
+            return None
+        return Route(data["c"], data["a"], tuple(data.get("m", ())))
+
+    @abstractmethod
+    async def put(self, conversation_id: str, route: Route) -> None:
+        """Stores (or replaces) the route and restarts its idle time."""
+
+    @abstractmethod
+    async def get(self, conversation_id: str) -> Optional[Route]:
+        """The route, or None when there is none, it expired or cannot be decrypted."""
+
+    @abstractmethod
+    async def forget(self, conversation_id: str) -> None:
+        """Deletes the route now."""
+
+    @abstractmethod
+    async def reencrypt(self) -> int:
+        """Re-encrypts every stored route with the newest key; returns how many."""
+
+    def close(self) -> None:
+        erasure.unregister(f"reply routes ({type(self).__name__} {id(self)})")
+
+
+class MemoryRouteCache(RouteCache):
+    """Routes in this process's memory, LRU-bounded."""
+
+    def __init__(
+        self,
+        fernet: MultiFernet,
+        idle_seconds: float,
+        max_entries: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_entries <= 0:
+            raise ValueError("max_entries must be positive")
+        super().__init__(fernet, idle_seconds)
+        self._max = max_entries
+        self._clock = clock
+        self._items: "OrderedDict[str, tuple[float, bytes]]" = OrderedDict()
+        self._lock = threading.Lock()
+
+    async def put(self, conversation_id: str, route: Route) -> None:
+        token = self.seal(route)
+        with self._lock:
+            self._items[conversation_id] = (self._clock() + self.idle_seconds, token)
+            self._items.move_to_end(conversation_id)
+            while len(self._items) > self._max:
+                self._items.popitem(last=False)
+
+    async def get(self, conversation_id: str) -> Optional[Route]:
+        with self._lock:
+            item = self._items.get(conversation_id)
+            if item is None:
+                return None
+            expires, token = item
+            now = self._clock()
+            if expires <= now:
+                del self._items[conversation_id]
+                return None
+            self._items[conversation_id] = (now + self.idle_seconds, token)
+            self._items.move_to_end(conversation_id)
+        return self.open(token)
+
+    async def forget(self, conversation_id: str) -> None:
+        with self._lock:
+            self._items.pop(conversation_id, None)
+
+    async def reencrypt(self) -> int:
+        with self._lock:
+            for key, (expires, token) in list(self._items.items()):
+                try:
+                    self._items[key] = (expires, self._fernet.rotate(token))
+                except InvalidToken:
+                    del self._items[key]
+            return len(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class RedisRouteCache(RouteCache):
+    """Routes in Redis under ``helpline:route:<conversation id>``, expired by Redis."""
+
+    def __init__(self, fernet: MultiFernet, idle_seconds: float, url: str) -> None:
+        super().__init__(fernet, idle_seconds)
+        self.url = url
+        self._clients: dict = {}
+
+    def _client(self):
+        import redis.asyncio as aioredis
+
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:  # a client belongs to one event loop
+            client = aioredis.Redis.from_url(self.url)
+            self._clients = {loop: client}
+        return client
+
+    def _ttl(self) -> int:
+        return max(1, int(self.idle_seconds))
+
+    async def put(self, conversation_id: str, route: Route) -> None:
+        await self._client().set(REDIS_PREFIX + conversation_id, self.seal(route), ex=self._ttl())
+
+    async def get(self, conversation_id: str) -> Optional[Route]:
+        token = await self._client().getex(REDIS_PREFIX + conversation_id, ex=self._ttl())
+        return None if token is None else self.open(token)
+
+    async def forget(self, conversation_id: str) -> None:
+        await self._client().delete(REDIS_PREFIX + conversation_id)
+
+    async def reencrypt(self) -> int:
+        client = self._client()
+        count = 0
+        async for key in client.scan_iter(match=REDIS_PREFIX + "*"):
+            token = await client.get(key)
+            if token is None:
+                continue
+            try:
+                fresh = self._fernet.rotate(token)
+            except InvalidToken:
+                await client.delete(key)
+                continue
+            await client.set(key, fresh, keepttl=True, xx=True)
+            count += 1
+        return count
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.close()
+        self._clients = {}
+        self.close()

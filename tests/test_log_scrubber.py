@@ -1,0 +1,79 @@
+"""Log lines never carry message text, addresses or identifier-shaped strings."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from bot.privacy.logs import (
+    REDACTED,
+    forget_sensitive,
+    install_log_scrubber,
+    remember_sensitive,
+    scrub,
+)
+
+PSEUDONYM = "c0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture(autouse=True)
+def _clean():
+    forget_sensitive()
+    yield
+    forget_sensitive()
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["call me on +999 555 0100", "number 0803-555-0100 please", "(0999) 555.0100",
+     "mail amina.k@example.org now", "my card A12345678 is gone", "ID 998877665544"],
+)
+def test_identifier_shapes_are_scrubbed_without_being_told(text):
+    out = scrub(text)
+    assert REDACTED in out
+    assert not any(ch.isdigit() for ch in out.replace(REDACTED, "")) or "@" not in out
+
+
+def test_pseudonyms_and_ordinary_numbers_stay():
+    line = f"conversation {PSEUDONYM} predicted utter_menu with confidence 0.98 on port 5005"
+    assert scrub(line) == line
+
+
+def test_remembered_values_are_scrubbed_whole_and_word_by_word_ignoring_case():
+    remember_sensitive("My name is Nadia Okafor", {"from": {"street": "12 Harbour Road"}})
+    out = scrub("Received user message 'my name is nadia okafor' then OKAFOR and harbour")
+    assert "nadia" not in out.lower() and "okafor" not in out.lower()
+    assert "harbour" not in out.lower()
+    assert "Received user message" in out
+
+
+def test_every_logger_at_every_level_is_scrubbed(caplog):
+    install_log_scrubber()
+    remember_sensitive("Tariq Haddad")
+    caplog.set_level(logging.DEBUG)
+    for name in ("rasa.core.processor", "rasa_sdk.executor", "sanic.root", "bot.anything"):
+        logger = logging.getLogger(name)
+        logger.debug("text %s from %s", "Tariq Haddad", "+999 555 0100")
+        logger.info(f"f-string Tariq Haddad {'+999 555 0100'}")
+    try:
+        raise ValueError("bad input from tariq haddad, +999 555 0100")
+    except ValueError:
+        logging.getLogger("rasa.core.channels").exception("failed for %s", "Tariq")
+    logged = "\n".join(caplog.text.splitlines())
+    assert "tariq" not in logged.lower() and "haddad" not in logged.lower()
+    assert "555" not in logged
+    assert logged.count(REDACTED) >= 9
+
+
+def test_installing_twice_scrubs_once():
+    install_log_scrubber()
+    install_log_scrubber()
+    record = logging.getLogRecordFactory()("x", logging.INFO, __file__, 1, "+999 555 0100", (), None)
+    assert record.getMessage() == REDACTED
+
+
+def test_a_broken_format_string_does_not_break_logging():
+    install_log_scrubber()
+    record = logging.getLogRecordFactory()("x", logging.INFO, __file__, 1, "%s %s", ("one",), None)
+    assert record.getMessage() == "%s %s"
