@@ -6,6 +6,10 @@ Usage:
     helpline train [--force]  train the model unless one exists for the current inputs
     helpline model-path       print the model file for the current inputs
     helpline chat [--url U]   chat with a running assistant in the terminal
+    helpline purge            delete conversations idle longer than the retention time
+    helpline secrets init     create the secrets file (0600) unless it exists
+    helpline secrets rotate   add a new reply-route key in front of the old ones
+    helpline secrets retire   re-encrypt stored routes with the newest key, drop the others
 """
 
 from __future__ import annotations
@@ -89,7 +93,91 @@ def check(settings: Settings) -> list[str]:
         load_keywords()
     except ValueError as exc:
         problems.append(str(exc))
+    problems += check_secrets(settings)
     return problems
+
+
+def check_secrets(settings: Settings) -> list[str]:
+    """Problems with the secrets (a missing file is fine: it is created on first run)."""
+    import os
+
+    from bot.privacy.keys import PSEUDONYM_KEY_VAR, ROUTE_KEYS_VAR, SecretsError, load_secrets
+
+    from_env = os.environ.get(PSEUDONYM_KEY_VAR) and os.environ.get(ROUTE_KEYS_VAR)
+    if not from_env and not settings.secrets_file.exists():
+        return []
+    try:
+        load_secrets(settings.secrets_file, create=False)
+    except SecretsError as exc:
+        return [f"secrets: {exc}"]
+    return []
+
+
+def purge(settings: Settings) -> int:
+    """Deletes idle conversations (and their reply routes); returns how many."""
+    import asyncio
+
+    from rasa.shared.core.domain import Domain
+
+    from bot.tracker_store import PrivateTrackerStore
+    from channels.gateway import shared_routes
+
+    async def run() -> int:
+        shared_routes()  # registers the route cache with the erasure registry
+        store = PrivateTrackerStore(Domain.load(str(PROJECT_ROOT / "bot" / "domain")),
+                                    settings=settings)
+        return await store.purge()
+
+    return asyncio.run(run())
+
+
+def secrets_command(settings: Settings, action: str) -> int:
+    """``helpline secrets init|rotate|retire``; prints what was done, never a key."""
+    import asyncio
+    import os
+
+    from bot.privacy.keys import (
+        ROUTE_KEYS_VAR, SecretsError, create_secrets_file, load_secrets, retire_route_keys,
+        rotate_route_key,
+    )
+
+    path = settings.secrets_file
+    if action == "init":
+        created = create_secrets_file(path)
+        print(f"{path}: {'created (mode 600)' if created else 'exists, left as it is'}")
+        return 0
+    if os.environ.get(ROUTE_KEYS_VAR):
+        print(f"the route keys come from {ROUTE_KEYS_VAR}: rotate them there (newest first, "
+              f"comma-separated), restart, then drop the old key", file=sys.stderr)
+        return 2
+    try:
+        if action == "rotate":
+            count = rotate_route_key(path)
+            print(f"{path}: new route key added in front ({count} keys). Restart the Rasa "
+                  f"server(s); after that, `helpline secrets retire` re-encrypts stored routes "
+                  f"and drops the old keys.")
+            return 0
+        secrets = load_secrets(path, create=False)
+        moved = 0
+        if settings.redis_url:
+            from bot.privacy.routes import RedisRouteCache
+
+            async def reencrypt() -> int:
+                cache = RedisRouteCache(secrets.fernet(), 3600, settings.redis_url)
+                try:
+                    return await cache.reencrypt()
+                finally:
+                    await cache.aclose()
+
+            moved = asyncio.run(reencrypt())
+        dropped = retire_route_keys(path)
+        print(f"{path}: {moved} stored route(s) re-encrypted, {dropped} old key(s) dropped. "
+              f"Restart the Rasa server(s). Routes kept in memory are re-created by the next "
+              f"message.")
+        return 0
+    except SecretsError as exc:
+        print(f"secrets: {exc}", file=sys.stderr)
+        return 2
 
 
 def train(settings: Settings, force: bool = False) -> Path:
@@ -160,6 +248,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     commands.add_parser("model-path", help="print the model file for the current inputs")
     chat_parser = commands.add_parser("chat", help="chat in the terminal")
     chat_parser.add_argument("--url", default=None)
+    commands.add_parser("purge", help="delete conversations idle longer than the retention time")
+    secrets_parser = commands.add_parser("secrets", help="create or rotate the secrets")
+    secrets_parser.add_argument("action", choices=["init", "rotate", "retire"])
     args = parser.parse_args(argv)
 
     try:
@@ -199,6 +290,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         url = args.url or f"http://127.0.0.1:{settings.rasa_port}/webhooks/helpline/webhook"
         chat(url)
         return 0
+    if args.command == "purge":
+        print(f"deleted {purge(settings)} idle conversation(s)")
+        return 0
+    if args.command == "secrets":
+        return secrets_command(settings, args.action)
     return 2
 
 

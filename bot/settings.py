@@ -7,7 +7,7 @@ step with ``SETTINGS_DOC``). Reading settings does no I/O beyond ``os.environ``.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Mapping, Optional
 
@@ -45,7 +45,35 @@ SETTINGS_DOC: dict[str, tuple[str, str, str]] = {
         "langdetect's probability needed to switch language.",
     ),
     "HELPLINE_LOG_LEVEL": ("log_level", "INFO", "Log level of the project's processes."),
+    "HELPLINE_TRACKER_STORE": (
+        "tracker_store",
+        "sql",
+        "Where redacted conversations are kept: sql (HELPLINE_DATABASE_URL), redis "
+        "(HELPLINE_REDIS_URL) or memory.",
+    ),
+    "HELPLINE_DATABASE_URL": (
+        "database_url",
+        "sqlite:///var/helpline.db",
+        "SQLAlchemy URL of the database; postgresql://user@host/db for PostgreSQL.",
+    ),
+    "HELPLINE_REDIS_URL": (
+        "redis_url",
+        "",
+        "redis://host:port/db; when set, reply routes are kept in Redis (shared by replicas).",
+    ),
+    "HELPLINE_SECRETS_FILE": (
+        "secrets_file",
+        "var/secrets.json",
+        "The secrets file (pseudonym and route keys), created 0600 on first run.",
+    ),
+    "HELPLINE_PURGE_MINUTES": (
+        "purge_minutes",
+        "15",
+        "How often the Rasa server deletes conversations idle longer than the retention time.",
+    ),
 }
+
+TRACKER_STORES = ("sql", "redis", "memory")
 
 
 class SettingsError(ValueError):
@@ -65,6 +93,11 @@ class Settings:
     lang_min_letters: int
     lang_min_probability: float
     log_level: str
+    tracker_store: str
+    database_url: str = field(repr=False)  # may hold a password
+    redis_url: str = field(repr=False)
+    secrets_file: Path
+    purge_minutes: int
 
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "Settings":
@@ -85,7 +118,26 @@ class Settings:
             "lang_min_letters": _int("HELPLINE_LANG_MIN_LETTERS", raw["lang_min_letters"], 1),
             "lang_min_probability": _probability(raw["lang_min_probability"]),
             "log_level": raw["log_level"].upper(),
+            "tracker_store": raw["tracker_store"].strip().lower(),
+            "database_url": _database_url(raw["database_url"].strip()),
+            "redis_url": raw["redis_url"].strip(),
+            "secrets_file": _path(raw["secrets_file"]),
+            "purge_minutes": _int("HELPLINE_PURGE_MINUTES", raw["purge_minutes"], 1),
         }
+        if values["tracker_store"] not in TRACKER_STORES:
+            raise SettingsError(
+                f"HELPLINE_TRACKER_STORE: expected one of {', '.join(TRACKER_STORES)}, "
+                f"got {raw['tracker_store']!r}"
+            )
+        if values["tracker_store"] == "redis" and not values["redis_url"]:
+            raise SettingsError("HELPLINE_TRACKER_STORE is redis but HELPLINE_REDIS_URL is not set")
+        if values["redis_url"] and not values["redis_url"].startswith(("redis://", "rediss://", "unix://")):
+            raise SettingsError("HELPLINE_REDIS_URL: expected redis://, rediss:// or unix://")
+        if not values["database_url"] or "://" not in values["database_url"]:
+            raise SettingsError(
+                f"HELPLINE_DATABASE_URL: expected an SQLAlchemy URL such as "
+                f"sqlite:///var/helpline.db, got {raw['database_url']!r}"
+            )
         if values["log_level"] not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise SettingsError(f"HELPLINE_LOG_LEVEL: unknown level {raw['log_level']!r}")
         return cls(**values)
@@ -94,6 +146,14 @@ class Settings:
 def _path(text: str) -> Path:
     path = Path(text)
     return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+def _database_url(url: str) -> str:
+    """A relative SQLite path is taken from the project directory, not the current one."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix:
+        return prefix + str(PROJECT_ROOT / url[len(prefix):])
+    return url
 
 
 def _int(name: str, text: str, minimum: int) -> int:

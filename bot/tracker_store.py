@@ -1,21 +1,51 @@
-"""Tracker stores that erase a conversation's history when the person asks.
+"""The tracker store: Rasa's SQL, Redis or in-memory store behind redaction, expiry and erasure.
 
-``ErasingInMemoryTrackerStore`` is Rasa's in-memory store, except that after a quick exit or a
-"forget me" it keeps nothing from before that moment: the stored history restarts at the
-reset, so what the person wrote is gone at once, not at the next restart of the server.
+``PrivateTrackerStore`` (configured in endpoints.yml) wraps one of Rasa's own stores, chosen by
+``HELPLINE_TRACKER_STORE``:
+
+- ``sql`` (default): ``SQLTrackerStore`` on ``HELPLINE_DATABASE_URL`` (an SQLite file by
+  default, PostgreSQL by URL);
+- ``redis``: ``RedisTrackerStore`` on ``HELPLINE_REDIS_URL``, with Redis's own expiry;
+- ``memory``: ``InMemoryTrackerStore``.
+
+Before anything is written, every event goes through ``bot.privacy.redaction``: no text, no
+metadata, no free entity or slot values. A quick exit or "forget me" deletes the whole
+conversation at once, with its reply route and everything else registered with
+``bot.privacy.erasure``; nothing of that conversation is written afterwards. Conversations
+idle longer than ``retention.conversation_idle_hours`` are deleted by ``purge`` (the
+``helpline purge`` command, and a periodic job in the Rasa server).
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+import asyncio
+import logging
+import os
+import time
+from typing import Any, Iterable, Optional, Sequence
+from urllib.parse import unquote, urlparse
 
 from rasa.core.brokers.broker import EventBroker
-from rasa.core.tracker_store import InMemoryTrackerStore
+from rasa.core.tracker_store import (
+    InMemoryTrackerStore,
+    RedisTrackerStore,
+    SQLTrackerStore,
+    TrackerStore,
+)
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import ActionExecuted, Event, Restarted
+from rasa.shared.core.events import ActionExecuted, Event, Restarted, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
+from bot.deployment import Deployment, cached_deployment
+from bot.privacy import erasure
+from bot.privacy.logs import install_log_scrubber
+from bot.privacy.redaction import SlotRules, redact_event
+from bot.settings import Settings
+from bot.triage import NEED_CATEGORIES
+
+logger = logging.getLogger(__name__)
 ERASING_ACTIONS = frozenset({"action_quick_exit", "action_forget_me"})
+REDIS_KEY_PREFIX = "helpline"  # Rasa makes it "helpline:tracker:"
 
 
 def erase_point(events: Sequence[Event]) -> Optional[int]:
@@ -35,24 +65,204 @@ def erase_point(events: Sequence[Event]) -> Optional[int]:
     return None
 
 
-class ErasingInMemoryTrackerStore(InMemoryTrackerStore):
-    """In-memory tracker store that drops the history before a quick exit or forget-me."""
+def slot_rules(domain: Domain, deployment: Deployment) -> SlotRules:
+    """Closed sets for this domain's slots and this deployment's text slots."""
+    return SlotRules.from_domain(
+        domain,
+        texts={"area": deployment.emergency_contacts.keys(),
+               "org_name": [deployment.organisation_name]},
+        lists={"triage_needs": NEED_CATEGORIES},
+    )
+
+
+def redact_tracker(tracker: DialogueStateTracker, events: Sequence[Event], rules: SlotRules,
+                   slots: Any) -> DialogueStateTracker:
+    """A tracker holding the redacted form of ``events``."""
+    redacted = [redact_event(event.as_dict(), rules) for event in events]
+    return DialogueStateTracker.from_dict(tracker.sender_id, redacted, slots)
+
+
+class PrivateTrackerStore(TrackerStore):
+    """Redacting, expiring, erasing wrapper around one of Rasa's tracker stores."""
 
     def __init__(
         self,
-        domain: Domain,
+        domain: Optional[Domain] = None,
         event_broker: Optional[EventBroker] = None,
+        backend: Optional[str] = None,
+        settings: Optional[Settings] = None,
         **kwargs: Any,
     ) -> None:
-        kwargs.pop("host", None)  # Rasa passes the endpoint's url as host
-        super().__init__(domain, event_broker, **kwargs)
+        kwargs.pop("host", None)  # Rasa passes the endpoint's url as host; settings decide
+        install_log_scrubber()
+        self.settings = settings or Settings.from_env()
+        self.deployment = cached_deployment(self.settings.deployment_file)
+        self.backend = (backend or self.settings.tracker_store).lower()
+        self.idle_seconds = self.deployment.retention.conversation_idle_hours * 3600
+        self.inner = self._open_backend(domain or Domain.empty())
+        self._rules: Optional[SlotRules] = None
+        self._last_purge = 0.0
+        self._purging: Optional[asyncio.Task] = None
+        super().__init__(domain, event_broker)
+
+    # -- backends -----------------------------------------------------------------------------
+
+    def _open_backend(self, domain: Domain) -> TrackerStore:
+        if self.backend == "memory":
+            return InMemoryTrackerStore(domain)
+        if self.backend == "sql":
+            return SQLTrackerStore(domain, **sql_arguments(self.settings.database_url))
+        if self.backend == "redis":
+            if not self.settings.redis_url:
+                raise ValueError("the redis tracker store needs HELPLINE_REDIS_URL")
+            return RedisTrackerStore(domain, record_exp=self.idle_seconds,
+                                     key_prefix=REDIS_KEY_PREFIX,
+                                     **redis_arguments(self.settings.redis_url))
+        raise ValueError(f"unknown tracker store backend {self.backend!r} (sql, redis, memory)")
+
+    @property
+    def domain(self) -> Domain:
+        return self._domain
+
+    @domain.setter
+    def domain(self, domain: Optional[Domain]) -> None:
+        self._domain = domain or Domain.empty()
+        self.inner.domain = self._domain
+        self._rules = None
+
+    @property
+    def rules(self) -> SlotRules:
+        if self._rules is None:
+            self._rules = slot_rules(self.domain, self.deployment)
+        return self._rules
+
+    # -- Rasa's interface ---------------------------------------------------------------------
 
     async def save(self, tracker: DialogueStateTracker) -> None:
         events = list(tracker.events)
         cut = erase_point(events)
-        if cut:
-            tracker = DialogueStateTracker.from_events(
-                tracker.sender_id, events[cut:], slots=self.domain.slots,
-                max_event_history=tracker._max_event_history,
-            )
-        await super().save(tracker)
+        if cut is not None:
+            await self.erase(tracker.sender_id)
+            events = events[cut + 1:]
+            if not any(isinstance(e, UserUttered) for e in events):
+                return  # nothing said since the reset: keep nothing at all
+        await self.inner.save(redact_tracker(tracker, events, self.rules, self.domain.slots))
+        self._schedule_purge()
+
+    async def retrieve(self, sender_id: str) -> Optional[DialogueStateTracker]:
+        return await self.inner.retrieve(sender_id)
+
+    async def retrieve_full_tracker(self, sender_id: str) -> Optional[DialogueStateTracker]:
+        return await self.inner.retrieve_full_tracker(sender_id)
+
+    async def keys(self) -> Iterable[str]:
+        keys = await self.inner.keys()
+        if self.backend == "redis":
+            prefix = self.inner.key_prefix
+            return [k[len(prefix):] if k.startswith(prefix) else k for k in keys]
+        return list(keys)
+
+    # -- erasure and expiry -------------------------------------------------------------------
+
+    async def delete(self, sender_id: str) -> None:
+        """Deletes the conversation's events from the backend."""
+        inner = self.inner
+        if isinstance(inner, InMemoryTrackerStore):
+            inner.store.pop(sender_id, None)
+        elif isinstance(inner, SQLTrackerStore):
+            import sqlalchemy as sa
+
+            with inner.session_scope() as session:
+                session.execute(sa.delete(inner.SQLEvent).where(inner.SQLEvent.sender_id == sender_id))
+                session.commit()
+        elif isinstance(inner, RedisTrackerStore):
+            inner.red.delete(inner.key_prefix + sender_id)
+
+    async def erase(self, sender_id: str) -> None:
+        """Deletes the conversation and everything else kept under its id, now."""
+        await self.delete(sender_id)
+        failed = await erasure.erase(sender_id)
+        logger.info("tracker store: a conversation was erased at the person's request%s",
+                    f" ({', '.join(failed)} failed)" if failed else "")
+
+    def idle_conversations(self, now: Optional[float] = None) -> list[str]:
+        """Ids of conversations whose last event is older than the retention time."""
+        cutoff = (time.time() if now is None else now) - self.idle_seconds
+        inner = self.inner
+        if isinstance(inner, SQLTrackerStore):
+            import sqlalchemy as sa
+
+            event = inner.SQLEvent
+            query = (sa.select(event.sender_id).group_by(event.sender_id)
+                     .having(sa.func.max(event.timestamp) < cutoff))
+            with inner.session_scope() as session:
+                return [row[0] for row in session.execute(query)]
+        if isinstance(inner, InMemoryTrackerStore):
+            idle = []
+            for sender_id, serialised in list(inner.store.items()):
+                tracker = inner.deserialise_tracker(sender_id, serialised)
+                last = tracker.events[-1].timestamp if tracker and tracker.events else 0
+                if last < cutoff:
+                    idle.append(sender_id)
+            return idle
+        return []  # Redis expires idle conversations itself (record_exp)
+
+    async def purge(self, now: Optional[float] = None) -> int:
+        """Deletes every idle conversation with its route; returns how many."""
+        idle = self.idle_conversations(now)
+        for sender_id in idle:
+            await self.delete(sender_id)
+            await erasure.erase(sender_id)
+        if idle:
+            logger.info("tracker store: deleted %d idle conversation(s)", len(idle))
+        return len(idle)
+
+    def _schedule_purge(self) -> None:
+        now = time.monotonic()
+        if now - self._last_purge < self.settings.purge_minutes * 60:
+            return
+        if self._purging is not None and not self._purging.done():
+            return
+        self._last_purge = now
+        self._purging = asyncio.get_running_loop().create_task(self._purge_quietly())
+
+    async def _purge_quietly(self) -> None:
+        try:
+            await self.purge()
+        except Exception as exc:  # the next run tries again; a purge must not break a chat
+            logger.error("tracker store: purge failed (%s)", type(exc).__name__)
+
+
+def sql_arguments(url: str) -> dict:
+    """SQLTrackerStore's keyword arguments for an SQLAlchemy URL."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    dialect = parsed.drivername
+    if dialect.startswith("sqlite"):
+        path = parsed.database or ""
+        if path and path != ":memory:":
+            _private_file(path)
+        return {"dialect": dialect, "db": path}
+    return {"dialect": dialect, "host": parsed.host, "port": parsed.port,
+            "db": parsed.database, "username": parsed.username, "password": parsed.password,
+            "query": dict(parsed.query) or None}
+
+
+def redis_arguments(url: str) -> dict:
+    """RedisTrackerStore's keyword arguments for a redis:// URL."""
+    parsed = urlparse(url)
+    db = parsed.path.lstrip("/")
+    return {"host": parsed.hostname or "localhost", "port": parsed.port or 6379,
+            "db": int(db) if db else 0,
+            "username": unquote(parsed.username) if parsed.username else None,
+            "password": unquote(parsed.password) if parsed.password else None,
+            "use_ssl": parsed.scheme == "rediss"}
+
+
+def _private_file(path: str) -> None:
+    """Creates the SQLite file (and its folder) readable by its owner only."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    if not os.path.exists(path):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))

@@ -1,65 +1,15 @@
 """Numbered options: a typed digit means the matching button of the last menu shown.
 
-Channel-independent. ``MenuMemory`` keeps, per conversation, only the button payloads of the
-last bot turn (``/find_services``...), in memory, bounded in size and expiring. When nothing is
+Channel-independent. The payloads of the last bot turn's buttons (``/find_services``...) are
+kept in the conversation's encrypted reply route (``channels.gateway``). When nothing is
 remembered, digits refer to the main menu, which is reachable at any time.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import OrderedDict
-from typing import Callable, Iterable, Optional, Sequence
+from typing import Optional, Sequence
 
 from bot.catalog import parse_choice
-
-
-class MenuMemory:
-    """The last menu's payloads per conversation id (LRU-bounded, idle expiry)."""
-
-    def __init__(
-        self,
-        ttl_seconds: float = 24 * 3600,
-        max_entries: int = 100_000,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        if ttl_seconds <= 0 or max_entries <= 0:
-            raise ValueError("ttl_seconds and max_entries must be positive")
-        self._ttl = ttl_seconds
-        self._max = max_entries
-        self._clock = clock
-        self._items: "OrderedDict[str, tuple[float, tuple[str, ...]]]" = OrderedDict()
-        self._lock = threading.Lock()
-
-    def remember(self, conversation_id: str, payloads: Iterable[str]) -> None:
-        payloads = tuple(payloads)
-        with self._lock:
-            if not payloads:
-                self._items.pop(conversation_id, None)
-                return
-            self._items[conversation_id] = (self._clock() + self._ttl, payloads)
-            self._items.move_to_end(conversation_id)
-            while len(self._items) > self._max:
-                self._items.popitem(last=False)
-
-    def recall(self, conversation_id: str) -> Optional[tuple[str, ...]]:
-        with self._lock:
-            item = self._items.get(conversation_id)
-            if item is None:
-                return None
-            expires, payloads = item
-            if expires <= self._clock():
-                del self._items[conversation_id]
-                return None
-            return payloads
-
-    def forget(self, conversation_id: str) -> None:
-        with self._lock:
-            self._items.pop(conversation_id, None)
-
-    def __len__(self) -> int:
-        return len(self._items)
 
 
 def resolve_choice(

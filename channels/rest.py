@@ -1,13 +1,15 @@
 """A JSON-over-HTTP channel for local chat, the tests and simple integrations.
 
-POST /webhooks/helpline/webhook with ``{"sender": "<id>", "message": "<text>"}``; the reply is
-the list of bot messages (``text`` and ``buttons``), like Rasa's REST channel. A typed option
-number is turned into the matching button's payload (see ``channels.menus``). Request
-metadata is not accepted: providers put phone numbers there.
+POST /webhooks/helpline/webhook with ``{"sender": "<id>", "message": "<text>"}`` and optionally
+``"metadata": {...}``; the reply is the list of bot messages (``text`` and ``buttons``), like
+Rasa's REST channel. The sender becomes a pseudonym and a typed option number the matching
+button's payload (``channels.gateway``). Metadata reaches Rasa for this turn only: the tracker
+store never writes it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any, Awaitable, Callable, Dict, Optional, Text
 
@@ -16,20 +18,20 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from bot.catalog import load_catalog
-from channels.menus import MenuMemory, payloads_of, resolve_choice
+from channels.gateway import Gateway
 
 logger = logging.getLogger(__name__)
 MAX_MESSAGE_CHARS = 4096
 MAX_SENDER_CHARS = 128
+MAX_METADATA_CHARS = 4096
 
 
 class RequestError(ValueError):
     """A request the channel refuses, with a message safe to return to the client."""
 
 
-def parse_request(body: Any) -> tuple[str, str]:
-    """Checks a webhook body and returns (sender, message).
+def parse_request(body: Any) -> tuple[str, str, dict]:
+    """Checks a webhook body and returns (sender, message, metadata).
 
     Raises:
         RequestError: naming what is wrong.
@@ -45,7 +47,14 @@ def parse_request(body: Any) -> tuple[str, str]:
         raise RequestError("'message' must be a non-empty string")
     if len(message) > MAX_MESSAGE_CHARS:
         raise RequestError(f"'message' is longer than {MAX_MESSAGE_CHARS} characters")
-    return sender, message
+    metadata = body.get("metadata", {})
+    if metadata is None:
+        metadata = {}
+    if not isinstance(metadata, dict):
+        raise RequestError("'metadata' must be a JSON object")
+    if len(json.dumps(metadata)) > MAX_METADATA_CHARS:
+        raise RequestError(f"'metadata' is longer than {MAX_METADATA_CHARS} characters as JSON")
+    return sender, message, metadata
 
 
 class HelplineRestInput(InputChannel):
@@ -59,14 +68,8 @@ class HelplineRestInput(InputChannel):
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "HelplineRestInput":
         return cls()
 
-    def __init__(self, memory: Optional[MenuMemory] = None) -> None:
-        self.memory = memory or MenuMemory()
-        self._main_menu: Optional[list[str]] = None
-
-    def main_menu(self) -> list[str]:
-        if self._main_menu is None:
-            self._main_menu = load_catalog().main_menu_payloads()
-        return self._main_menu
+    def __init__(self, gateway: Optional[Gateway] = None) -> None:
+        self.gateway = gateway or Gateway(self.name())
 
     def blueprint(
         self, on_new_message: Callable[[UserMessage], Awaitable[Any]]
@@ -84,16 +87,17 @@ class HelplineRestInput(InputChannel):
             except Exception:  # sanic raises its own error types for bad JSON
                 body = None
             try:
-                sender, text = parse_request(body)
+                sender, text, metadata = parse_request(body)
             except RequestError as exc:
                 logger.info("helpline channel: refused a request (%s)", exc)
                 return response.json({"error": str(exc)}, status=400)
-            text = resolve_choice(text, self.memory.recall(sender), self.main_menu())
+            admitted = await self.gateway.admit(sender, text, metadata)
             collector = CollectingOutputChannel()
             await on_new_message(
-                UserMessage(text, collector, sender, input_channel=self.name())
+                UserMessage(admitted.text, collector, admitted.conversation_id,
+                            input_channel=self.name(), metadata=metadata)
             )
-            self.memory.remember(sender, payloads_of(collector.messages))
+            await self.gateway.remember_menu(admitted, collector.messages)
             return response.json(collector.messages)
 
         return hook

@@ -1,8 +1,6 @@
 """Typed option numbers map to the last menu's buttons, else to the main menu."""
 
-import pytest
-
-from channels.menus import MenuMemory, payloads_of, resolve_choice
+from channels.menus import payloads_of, resolve_choice
 
 MAIN = ["/ask_trafficking_info", "/find_services", "/request_human", "/check_situation",
         "/change_language"]
@@ -20,30 +18,6 @@ def test_without_a_remembered_menu_digits_mean_the_main_menu():
 def test_out_of_range_and_words_are_left_alone():
     assert resolve_choice("9", None, MAIN) == "9"
     assert resolve_choice("help me", ["/affirm"], MAIN) == "help me"
-
-
-def test_memory_keeps_the_last_turn_with_buttons_and_forgets_on_a_turn_without():
-    memory = MenuMemory()
-    memory.remember("a", ["/affirm", "/deny"])
-    assert memory.recall("a") == ("/affirm", "/deny")
-    memory.remember("a", [])
-    assert memory.recall("a") is None
-
-
-def test_memory_expires_and_is_bounded():
-    now = [0.0]
-    memory = MenuMemory(ttl_seconds=10, max_entries=2, clock=lambda: now[0])
-    memory.remember("a", ["/x"])
-    memory.remember("b", ["/y"])
-    memory.remember("c", ["/z"])
-    assert memory.recall("a") is None and len(memory) == 2
-    now[0] = 11
-    assert memory.recall("b") is None
-
-
-def test_memory_refuses_nonsense_limits():
-    with pytest.raises(ValueError):
-        MenuMemory(ttl_seconds=0)
 
 
 def test_payloads_of_the_last_message_with_buttons():

@@ -42,26 +42,36 @@ def quiet_env(**extra: str) -> Dict[str, str]:
     return env
 
 
-def start_action_server(port: int, log: Path) -> subprocess.Popen:
+def start_action_server(port: int, log: Path, extra_args: tuple[str, ...] = (),
+                        **env: str) -> subprocess.Popen:
     """Starts ``rasa run actions`` on ``port``; returns once it answers /health."""
     handle = open(log, "wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "rasa", "run", "actions", "--actions", "actions", "--port", str(port)],
-        cwd=PROJECT_ROOT, env=quiet_env(SANIC_HOST="127.0.0.1"), stdout=handle,
+        [sys.executable, "-m", "rasa", "run", "actions", "--actions", "actions", "--port", str(port),
+         *extra_args],
+        cwd=PROJECT_ROOT, env=quiet_env(SANIC_HOST="127.0.0.1", **env), stdout=handle,
         stderr=subprocess.STDOUT,
     )
     wait_for(f"http://127.0.0.1:{port}/health", process)
     return process
 
 
-def start_rasa_server(model: Path, port: int, action_url: str, log: Path) -> subprocess.Popen:
-    """Starts ``rasa run`` with the project's channels; returns once the channel answers."""
+def start_rasa_server(model: Path, port: int, action_url: str, log: Path,
+                      extra_args: tuple[str, ...] = (), **env: str) -> subprocess.Popen:
+    """Starts ``rasa run`` with the project's channels; returns once the channel answers.
+
+    Its secrets file and SQLite database are in the log's folder unless ``env`` says otherwise.
+    """
+    settings = {"HELPLINE_SECRETS_FILE": str(log.parent / "secrets.json"),
+                "HELPLINE_DATABASE_URL": f"sqlite:///{log.parent / 'helpline.db'}",
+                "HELPLINE_ACTION_URL": action_url}
+    settings.update(env)
     with open(log, "wb") as handle:
         process = subprocess.Popen(
             [sys.executable, "-m", "rasa", "run", "--model", str(model),
              "--interface", "127.0.0.1", "--port", str(port),
-             "--credentials", "credentials.yml", "--endpoints", "endpoints.yml"],
-            cwd=PROJECT_ROOT, env=quiet_env(HELPLINE_ACTION_URL=action_url),
+             "--credentials", "credentials.yml", "--endpoints", "endpoints.yml", *extra_args],
+            cwd=PROJECT_ROOT, env=quiet_env(**settings),
             stdout=handle, stderr=subprocess.STDOUT,
         )
     wait_for(f"http://127.0.0.1:{port}/webhooks/helpline/", process, seconds=240)
@@ -101,17 +111,17 @@ class Assistant:
 
         from rasa.shared.core.domain import Domain
 
-        from bot.tracker_store import ErasingInMemoryTrackerStore
+        from bot.tracker_store import PrivateTrackerStore
 
         configure_logging_and_warnings(logging.WARNING)
         configure_structlog(logging.WARNING)
 
         self.loop = asyncio.new_event_loop()
-        class RecordingStore(ErasingInMemoryTrackerStore):
-            """Keeps the tracker as the processor had it (before any erasing) for the test."""
+        class RecordingStore(PrivateTrackerStore):
+            """Keeps the tracker as the processor had it (before redaction) for the test."""
 
             def __init__(self, domain: Domain) -> None:
-                super().__init__(domain)
+                super().__init__(domain, backend="memory")
                 self.seen: Dict[str, Any] = {}
 
             async def save(self, tracker: Any) -> None:
@@ -125,13 +135,10 @@ class Assistant:
     def close(self) -> None:
         self.loop.close()
 
-    def stored_texts(self, sender: str) -> List[str]:
-        """Every user and bot text the tracker store holds for ``sender``."""
-        from rasa.shared.core.events import BotUttered, UserUttered
-
+    def stored_events(self, sender: str) -> List[Dict[str, Any]]:
+        """Every event the tracker store holds for ``sender``, as written."""
         tracker = self.loop.run_until_complete(self.store.retrieve_full_tracker(sender))
-        return [e.text or "" for e in (tracker.events if tracker else [])
-                if isinstance(e, (UserUttered, BotUttered))]
+        return [e.as_dict() for e in (tracker.events if tracker else [])]
 
     def parse(self, text: str) -> Dict[str, Any]:
         return self.loop.run_until_complete(self.agent.parse_message(text))
