@@ -84,6 +84,9 @@ def test_a_conversation_over_rest_with_typed_numbers(rasa_url):
         ({"sender": "a", "message": "x" * 5000}, "'message' is longer than 4096 characters"),
         ([1, 2], "the body must be a JSON object with 'sender' and 'message'"),
         (b"{not json", "the body must be a JSON object with 'sender' and 'message'"),
+        ({"sender": "a", "message": "hi", "metadata": "+999 555 0100"}, "'metadata' must be a JSON object"),
+        ({"sender": "a", "message": "hi", "metadata": {"x": "y" * 5000}},
+         "'metadata' is longer than 4096 characters as JSON"),
     ],
 )
 def test_bad_requests_get_a_clear_400(rasa_url, body, message):

@@ -1,0 +1,55 @@
+"""The channel-independent gateway: pseudonyms, reply routes, typed option numbers."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography.fernet import Fernet, MultiFernet
+
+from bot.privacy import erasure
+from bot.privacy.keys import Secrets
+from bot.privacy.logs import REDACTED, forget_sensitive, scrub
+from bot.privacy.pseudonyms import is_pseudonym
+from bot.privacy.routes import MemoryRouteCache
+from channels.gateway import Gateway
+
+ADDRESS = "+999 555 0123"
+
+
+@pytest.fixture
+def gateway():
+    key = Fernet.generate_key().decode()
+    secrets = Secrets(pseudonym_key=b"k" * 32, route_keys=(key,))
+    routes = MemoryRouteCache(MultiFernet([Fernet(key)]), idle_seconds=60)
+    yield Gateway("sms", secrets, routes)
+    routes.close()
+    forget_sensitive()
+
+
+async def test_the_address_becomes_a_pseudonym_and_an_encrypted_route(gateway):
+    admitted = await gateway.admit(ADDRESS, "hello")
+    assert is_pseudonym(admitted.conversation_id)
+    assert admitted.conversation_id == gateway.conversation_id("+9995550123")
+    route = await gateway.reply_route(admitted.conversation_id)
+    assert route.address == ADDRESS and route.channel == "sms"
+    assert b"555" not in gateway.routes._items[admitted.conversation_id][1]
+
+
+async def test_digits_pick_the_last_menu_then_the_main_menu(gateway):
+    first = await gateway.admit(ADDRESS, "2")
+    assert first.text == gateway.main_menu()[1]
+    await gateway.remember_menu(first, [{"text": "?", "buttons": [
+        {"title": "Yes", "payload": "/affirm"}, {"title": "No", "payload": "/deny"}]}])
+    assert (await gateway.admit(ADDRESS, "2")).text == "/deny"
+    assert (await gateway.admit(ADDRESS, "hello")).text == "hello"
+
+
+async def test_an_erased_conversation_gets_no_route_back(gateway):
+    admitted = await gateway.admit(ADDRESS, "exit")
+    await erasure.erase(admitted.conversation_id)  # what the tracker store does on quick exit
+    await gateway.remember_menu(admitted, [{"text": "Ok.", "buttons": [{"title": "x", "payload": "/greet"}]}])
+    assert await gateway.reply_route(admitted.conversation_id) is None
+
+
+async def test_what_came_in_is_never_logged(gateway):
+    await gateway.admit("tg-user-Ozioma", "I am Ozioma Fairweather", {"name": "Ozioma"})
+    assert scrub("text 'I am Ozioma Fairweather' from tg-user-Ozioma") == f"text '{REDACTED}' from {REDACTED}"
