@@ -22,6 +22,7 @@ import asyncio
 import logging
 import os
 import time
+from functools import lru_cache
 from typing import Any, Iterable, Optional, Sequence
 from urllib.parse import unquote, urlparse
 
@@ -76,10 +77,31 @@ def slot_rules(domain: Domain, deployment: Deployment) -> SlotRules:
 
 
 def redact_tracker(tracker: DialogueStateTracker, events: Sequence[Event], rules: SlotRules,
-                   slots: Any) -> DialogueStateTracker:
-    """A tracker holding the redacted form of ``events``."""
-    redacted = [redact_event(event.as_dict(), rules) for event in events]
-    return DialogueStateTracker.from_dict(tracker.sender_id, redacted, slots)
+                   slots: Any, replay: bool = True) -> DialogueStateTracker:
+    """A tracker holding the redacted form of ``events``.
+
+    With ``replay=False`` the tracker holds the events without replaying them into its state:
+    enough for a store that writes events only (SQL), and much cheaper for long conversations.
+    """
+    redacted = [_event(redact_event(event.as_dict(), rules)) for event in events]
+    if replay:
+        return DialogueStateTracker.from_events(tracker.sender_id, redacted, slots=slots)
+    bare = DialogueStateTracker(tracker.sender_id, slots)
+    bare.events.extend(redacted)
+    return bare
+
+
+@lru_cache(maxsize=None)
+def _event_classes() -> dict:
+    from rasa.shared.utils.common import all_subclasses
+
+    return {cls.type_name: cls for cls in all_subclasses(Event)}
+
+
+def _event(data: dict) -> Event:
+    """``Event.from_parameters`` without its search through every Event subclass per call."""
+    cls = _event_classes().get(data["event"])
+    return cls._from_parameters(data) if cls is not None else Event.from_parameters(data)
 
 
 class PrivateTrackerStore(TrackerStore):
@@ -146,7 +168,10 @@ class PrivateTrackerStore(TrackerStore):
             events = events[cut + 1:]
             if not any(isinstance(e, UserUttered) for e in events):
                 return  # nothing said since the reset: keep nothing at all
-        await self.inner.save(redact_tracker(tracker, events, self.rules, self.domain.slots))
+        replay = not isinstance(self.inner, SQLTrackerStore)  # SQL writes events only
+        await self.inner.save(
+            redact_tracker(tracker, events, self.rules, self.domain.slots, replay=replay)
+        )
         self._schedule_purge()
 
     async def retrieve(self, sender_id: str) -> Optional[DialogueStateTracker]:

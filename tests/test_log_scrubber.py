@@ -66,6 +66,22 @@ def test_every_logger_at_every_level_is_scrubbed(caplog):
     assert logged.count(REDACTED) >= 9
 
 
+def test_arabic_text_is_scrubbed_even_when_json_escapes_it():
+    import json
+
+    remember_sensitive("اسمي فاطمة الزهراء")
+    line = json.dumps({"parse_data_text": "اسمي فاطمة الزهراء"})
+    assert "\\u0641" in line  # JSON wrote it escaped
+    assert "\\u0641" not in scrub(line) and REDACTED in scrub(line)
+    assert "فاطمة" not in scrub("raw: فاطمة")
+
+
+def test_many_remembered_words_are_all_recognised():
+    remember_sensitive(*[f"word{i} name{i}x" for i in range(50_000)])
+    line = scrub("Predicted next action 'utter_menu' with confidence 1.00 for word49999 word7")
+    assert line == f"Predicted next action 'utter_menu' with confidence 1.00 for {REDACTED} {REDACTED}"
+
+
 def test_installing_twice_scrubs_once():
     install_log_scrubber()
     install_log_scrubber()

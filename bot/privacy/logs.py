@@ -5,9 +5,9 @@ creates, whichever library logs it (Rasa's processor at DEBUG quotes whole messa
 structlog output goes through the standard ``logging`` too), before any handler, file or
 console sees it. It does two things:
 
-- values this process was told are sensitive (``remember_sensitive``: the channels register
-  each incoming message's text, the provider address and metadata values, for a short while,
-  in memory only) are replaced wherever they appear, whole or word by word, ignoring case;
+- words of values this process was told are sensitive (``remember_sensitive``: the channels
+  register each incoming message's text, the provider address and metadata values, for ten
+  minutes, in memory only) are replaced wherever they appear, ignoring case;
 - anything shaped like a phone number, an e-mail address or a long ID number is replaced,
   whether or not it was registered.
 
@@ -27,7 +27,7 @@ from typing import Any, Iterable
 
 REDACTED = "[redacted]"
 REMEMBER_SECONDS = 600
-MAX_REMEMBERED = 20_000
+MAX_REMEMBERED = 200_000
 MIN_WORD_CHARS = 3
 
 PATTERNS = (
@@ -53,13 +53,21 @@ LOG_VOCABULARY = frozenset("""
 _PSEUDONYM = re.compile(r"c[0-9a-f]{32}")
 
 
+# A word as it appears in a log line, JSON-escaped non-ASCII letters included ("\u0645...").
+TOKEN = re.compile(r"(?:\\u[0-9a-fA-F]{4}|\w)+")
+
+
 class _Remembered:
-    """Recently seen sensitive strings (casefolded), with expiry. Memory only."""
+    """Recently seen sensitive words (casefolded), with expiry. Memory only.
+
+    Lookup is a set membership per word of the log line, so scrubbing costs the same with
+    ten remembered words or a hundred thousand.
+    """
 
     def __init__(self) -> None:
         self._items: "OrderedDict[str, float]" = OrderedDict()
         self._lock = threading.Lock()
-        self._pattern: re.Pattern | None = None
+        self._swept = time.monotonic()
 
     def add(self, values: Iterable[str]) -> None:
         now = time.monotonic()
@@ -69,26 +77,26 @@ class _Remembered:
                 self._items.move_to_end(value)
             while len(self._items) > MAX_REMEMBERED:
                 self._items.popitem(last=False)
-            self._pattern = None
+            if now - self._swept > 30:
+                self._sweep(now)
 
-    def pattern(self) -> re.Pattern | None:
-        now = time.monotonic()
-        with self._lock:
-            expired = [k for k, until in self._items.items() if until <= now]
-            for key in expired:
-                del self._items[key]
-            if expired:
-                self._pattern = None
-            if self._pattern is None and self._items:
-                longest_first = sorted(self._items, key=len, reverse=True)
-                alternatives = "|".join(re.escape(v) for v in longest_first)
-                self._pattern = re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
-            return self._pattern
+    def _sweep(self, now: float) -> None:
+        self._swept = now
+        while self._items:
+            key, until = next(iter(self._items.items()))
+            if until > now:
+                break
+            del self._items[key]
+
+    def __contains__(self, word: str) -> bool:
+        return word in self._items
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
 
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
-            self._pattern = None
 
 
 _remembered = _Remembered()
@@ -110,28 +118,20 @@ def _strings(value: Any) -> Iterable[str]:
 def remember_sensitive(*values: Any) -> None:
     """Marks strings (and every string inside dicts and lists) as never to be logged.
 
-    Each value is remembered whole (also as JSON writes it, escaped), and word by word for
-    words of 3 characters or more outside ``LOG_VOCABULARY``, so that a log line quoting part
-    of a message, or the message JSON-escaped, is scrubbed too.
+    Each value is remembered word by word (words of 3 characters or more outside
+    ``LOG_VOCABULARY``, also as JSON writes them when escaped), and as its digits alone, so
+    that a log line quoting a message, part of it, or its JSON-escaped form is scrubbed.
     """
     found = set()
     for text in _strings(list(values)):
-        text = text.strip()
-        if len(text) >= MIN_WORD_CHARS and not _PSEUDONYM.fullmatch(text):
-            found.add(text.casefold())
-            found.add(json.dumps(text)[1:-1].casefold())
-            found.add(json.dumps(text, ensure_ascii=False)[1:-1].casefold())
-            for word in re.findall(r"\w+", text):
-                folded = word.casefold()
-                if (len(word) >= MIN_WORD_CHARS and folded not in LOG_VOCABULARY
-                        and not _PSEUDONYM.fullmatch(word)):
-                    found.add(folded)
-                    escaped = json.dumps(word)[1:-1]
-                    if escaped != word:
-                        found.add(escaped.casefold())
-            digits = re.sub(r"\D", "", text)
-            if len(digits) >= 6:
-                found.add(digits)
+        for token in TOKEN.findall(text) + TOKEN.findall(json.dumps(text)):
+            folded = token.casefold()
+            if (len(token) >= MIN_WORD_CHARS and folded not in LOG_VOCABULARY
+                    and not _PSEUDONYM.fullmatch(token)):
+                found.add(folded)
+        digits = re.sub(r"\D", "", text)
+        if len(digits) >= 6:
+            found.add(digits)
     if found:
         _remembered.add(found)
 
@@ -144,9 +144,8 @@ def scrub(text: str) -> str:
     """``text`` with sensitive values and identifier-shaped strings replaced."""
     if not text:
         return text
-    pattern = _remembered.pattern()
-    if pattern is not None:
-        text = pattern.sub(REDACTED, text)
+    if _remembered:
+        text = TOKEN.sub(lambda m: REDACTED if m.group(0).casefold() in _remembered else m.group(0), text)
     for shape in PATTERNS:
         text = shape.sub(lambda m: m.group(0) if _PSEUDONYM.fullmatch(m.group(0)) else REDACTED, text)
     return text
