@@ -74,6 +74,10 @@ class Gateway:
             self._routes = shared_routes()
         return self._routes
 
+    def open(self) -> None:
+        """Loads the secrets and the route cache now, so that problems show at start-up."""
+        _ = self.secrets, self.routes
+
     def main_menu(self) -> list[str]:
         if self._main_menu is None:
             self._main_menu = load_catalog().main_menu_payloads()

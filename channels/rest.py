@@ -66,7 +66,9 @@ class HelplineRestInput(InputChannel):
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "HelplineRestInput":
-        return cls()
+        channel = cls()
+        channel.gateway.open()  # an unsafe or broken secrets file stops the server at start
+        return channel
 
     def __init__(self, gateway: Optional[Gateway] = None) -> None:
         self.gateway = gateway or Gateway(self.name())

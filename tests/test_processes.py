@@ -93,3 +93,15 @@ def test_bad_requests_get_a_clear_400(rasa_url, body, message):
     status, reply = post(rasa_url, body)
     assert status == 400
     assert reply == {"error": message}
+
+
+def test_the_server_refuses_to_start_with_a_secrets_file_others_can_read(model_path, tmp_path):
+    from bot.privacy.keys import create_secrets_file
+
+    secrets = tmp_path / "secrets.json"
+    create_secrets_file(secrets)
+    secrets.chmod(0o644)
+    with pytest.raises(RuntimeError, match="process exited"):
+        start_rasa_server(model_path, free_port(), "http://127.0.0.1:9/webhook",
+                          tmp_path / "rasa.log", HELPLINE_SECRETS_FILE=str(secrets))
+    assert "can be read by other users" in (tmp_path / "rasa.log").read_text(errors="replace")
