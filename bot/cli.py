@@ -137,11 +137,14 @@ def secrets_command(settings: Settings, action: str) -> int:
     import os
 
     from bot.privacy.keys import (
-        ROUTE_KEYS_VAR, SecretsError, create_secrets_file, load_secrets, retire_route_keys,
-        rotate_route_key,
+        PSEUDONYM_KEY_VAR, ROUTE_KEYS_VAR, SecretsError, create_secrets_file, load_secrets,
+        retire_route_keys, rotate_route_key,
     )
 
     path = settings.secrets_file
+    if action == "init" and os.environ.get(PSEUDONYM_KEY_VAR) and os.environ.get(ROUTE_KEYS_VAR):
+        print(f"the keys come from {PSEUDONYM_KEY_VAR} and {ROUTE_KEYS_VAR}: no secrets file needed")
+        return 0
     if action == "init":
         created = create_secrets_file(path)
         print(f"{path}: {'created (mode 600)' if created else 'exists, left as it is'}")

@@ -52,6 +52,16 @@ def test_secrets_init_creates_a_private_file_once(env, capsys):
     assert json.loads(first)["route_keys"][0] not in out  # keys are never printed
 
 
+def test_init_makes_no_file_when_the_environment_holds_the_keys(env, monkeypatch, capsys):
+    from cryptography.fernet import Fernet
+
+    monkeypatch.setenv("HELPLINE_PSEUDONYM_KEY", "p" * 40)
+    monkeypatch.setenv("HELPLINE_ROUTE_KEYS", Fernet.generate_key().decode())
+    assert cli.main(["secrets", "init"]) == 0
+    assert "no secrets file needed" in capsys.readouterr().out
+    assert not os.path.exists(env["HELPLINE_SECRETS_FILE"])
+
+
 def test_rotate_and_retire_reencrypt_routes_in_redis(env, redis_url, monkeypatch, capsys):
     monkeypatch.setenv("HELPLINE_REDIS_URL", redis_url)
     path = env["HELPLINE_SECRETS_FILE"]
