@@ -241,6 +241,10 @@ RULES: dict[str, Callable[[dict, SlotRules], dict]] = {
     "pause": _nothing,
     "resume": _nothing,
     "export": _nothing,
+    # Evaluation-only subclasses from rasa.core.test (written only by `rasa test`).
+    "wrong_utterance": _user,
+    "wrong_action": _action,
+    "warning_predicted": _action,
 }
 
 
