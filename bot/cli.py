@@ -10,6 +10,11 @@ Usage:
     helpline secrets init     create the secrets file (0600) unless it exists
     helpline secrets rotate   add a new reply-route key in front of the old ones
     helpline secrets retire   re-encrypt stored routes with the newest key, drop the others
+    helpline db upgrade       bring the database schema to the newest migration
+    helpline services import FILE... [--dry-run] [--quiet]
+                              validate and upsert HXL-tagged CSV service lists
+    helpline services export FILE
+                              write the directory back as HXL-tagged CSV ('-' for stdout)
 """
 
 from __future__ import annotations
@@ -183,6 +188,86 @@ def secrets_command(settings: Settings, action: str) -> int:
         return 2
 
 
+def db_upgrade(settings: Settings) -> str:
+    """Runs the migrations; returns the schema version reached."""
+    from bot.storage import current_revision, make_engine, upgrade
+
+    engine = make_engine(settings.database_url)
+    try:
+        upgrade(engine)
+        return current_revision(engine) or "none"
+    finally:
+        engine.dispose()
+
+
+def services_import(settings: Settings, files: list[str], dry_run: bool, quiet: bool) -> int:
+    """Imports each file; prints a summary and every refused row. Exit status: 0 all rows
+    imported, 1 some rows refused, 2 a file could not be read at all."""
+    from bot.services.categories import CategoriesError
+    from bot.services.hxl_io import DirectoryFileError, import_file
+    from bot.storage import SchemaError, make_engine, require_current, session_factory
+
+    engine = make_engine(settings.database_url)
+    status = 0
+    try:
+        require_current(engine)
+        sessions = session_factory(engine)
+        for name in files:
+            path = Path(name)
+            if not path.is_file():
+                print(f"{name}: no such file", file=sys.stderr)
+                status = 2
+                continue
+            with _progress(path, quiet) as bar, sessions() as session:
+                try:
+                    report = import_file(session, path, dry_run=dry_run, progress=bar.update)
+                except (DirectoryFileError, CategoriesError) as exc:
+                    print(str(exc), file=sys.stderr)
+                    status = 2
+                    continue
+            for line, problem in report.problems:
+                print(f"{path.name} line {line}: {problem}", file=sys.stderr)
+            print(f"{path.name}: {report.summary()}" + (" (dry run: nothing written)" if dry_run else ""))
+            if report.rejected:
+                status = max(status, 1)
+    except SchemaError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    return status
+
+
+def _progress(path: Path, quiet: bool):
+    from tqdm import tqdm
+
+    total = max(0, sum(1 for _ in path.open("rb")) - 2)
+    return tqdm(total=total, unit="rows", desc=path.name, file=sys.stderr,
+                disable=quiet or not sys.stderr.isatty(), leave=False)
+
+
+def services_export(settings: Settings, target: str) -> int:
+    from bot.services.hxl_io import export_file
+    from bot.storage import SchemaError, make_engine, require_current, session_factory
+
+    engine = make_engine(settings.database_url)
+    try:
+        require_current(engine)
+        with session_factory(engine)() as session:
+            if target == "-":
+                count = export_file(session, sys.stdout)
+            else:
+                with open(target, "w", encoding="utf-8", newline="") as out:
+                    count = export_file(session, out)
+                print(f"{target}: {count} services written", file=sys.stderr)
+        return 0
+    except SchemaError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+
+
 def train(settings: Settings, force: bool = False) -> Path:
     """Trains into ``model_path`` unless that file exists; returns the model path."""
     target = model_path(settings)
@@ -254,6 +339,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     commands.add_parser("purge", help="delete conversations idle longer than the retention time")
     secrets_parser = commands.add_parser("secrets", help="create or rotate the secrets")
     secrets_parser.add_argument("action", choices=["init", "rotate", "retire"])
+    db_parser = commands.add_parser("db", help="database schema")
+    db_parser.add_argument("action", choices=["upgrade"])
+    services_parser = commands.add_parser("services", help="the services directory")
+    services_commands = services_parser.add_subparsers(dest="services_command", required=True)
+    import_parser = services_commands.add_parser("import", help="import HXL-tagged CSV files")
+    import_parser.add_argument("files", nargs="+")
+    import_parser.add_argument("--dry-run", action="store_true", help="validate, write nothing")
+    import_parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    export_parser = services_commands.add_parser("export", help="write HXL-tagged CSV")
+    export_parser.add_argument("file")
     args = parser.parse_args(argv)
 
     try:
@@ -298,6 +393,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 0
     if args.command == "secrets":
         return secrets_command(settings, args.action)
+    if args.command == "db":
+        print(f"database schema at {db_upgrade(settings)}")
+        return 0
+    if args.command == "services" and args.services_command == "import":
+        return services_import(settings, args.files, args.dry_run, args.quiet)
+    if args.command == "services":
+        return services_export(settings, args.file)
     return 2
 
 

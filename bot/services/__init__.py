@@ -1,0 +1,1 @@
+"""The services directory: organisations, services and places, imported from HXL."""
