@@ -15,6 +15,8 @@ Usage:
                               validate and upsert HXL-tagged CSV service lists
     helpline services export FILE
                               write the directory back as HXL-tagged CSV ('-' for stdout)
+    helpline places import FILE
+                              add or update gazetteer places (names per language, spellings)
 """
 
 from __future__ import annotations
@@ -246,6 +248,25 @@ def _progress(path: Path, quiet: bool):
                 disable=quiet or not sys.stderr.isatty(), leave=False)
 
 
+def places_import(settings: Settings, name: str) -> int:
+    from bot.services.places import import_places, read_places
+    from bot.storage import SchemaError, make_engine, require_current, session_factory
+
+    engine = make_engine(settings.database_url)
+    try:
+        require_current(engine)
+        places = read_places(Path(name))
+        with session_factory(engine)() as session:
+            created, updated = import_places(session, places)
+        print(f"{Path(name).name}: {len(places)} places: {created} created, {updated} updated")
+        return 0
+    except (SchemaError, ValueError, OSError) as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+
+
 def services_export(settings: Settings, target: str) -> int:
     from bot.services.hxl_io import export_file
     from bot.storage import SchemaError, make_engine, require_current, session_factory
@@ -349,6 +370,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     import_parser.add_argument("--quiet", action="store_true", help="no progress bar")
     export_parser = services_commands.add_parser("export", help="write HXL-tagged CSV")
     export_parser.add_argument("file")
+    places_parser = commands.add_parser("places", help="the place gazetteer")
+    places_commands = places_parser.add_subparsers(dest="places_command", required=True)
+    places_import_parser = places_commands.add_parser("import", help="import a places file")
+    places_import_parser.add_argument("file")
     args = parser.parse_args(argv)
 
     try:
@@ -400,6 +425,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         return services_import(settings, args.files, args.dry_run, args.quiet)
     if args.command == "services":
         return services_export(settings, args.file)
+    if args.command == "places":
+        return places_import(settings, args.file)
     return 2
 
 

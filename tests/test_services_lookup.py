@@ -165,3 +165,26 @@ def test_a_broken_places_file_names_the_line(tmp_path):
     path.write_text("#loc+name,#country+code\nA,NG\n", encoding="utf-8")
     with pytest.raises(ValueError, match="missing column"):
         read_places(path)
+
+
+def test_the_gazetteer_loads_from_the_database_with_the_directory_s_own_names(tmp_path, monkeypatch, capsys):
+    from bot import cli
+    from bot.services.places import load_gazetteer
+
+    url = f"sqlite:///{tmp_path}/g.db"
+    monkeypatch.setenv("HELPLINE_DATABASE_URL", url)
+    assert cli.main(["db", "upgrade"]) == 0
+    assert cli.main(["places", "import", str(SERVICES / "places.csv")]) == 0
+    assert "24 places: 24 created, 0 updated" in capsys.readouterr().out
+    assert cli.main(["places", "import", str(SERVICES / "places.csv")]) == 0
+    assert "0 created, 0 updated" in capsys.readouterr().out
+    assert cli.main(["services", "import", "--quiet",
+                     *[str(p) for p in sorted(SERVICES.glob("*.csv")) if p.name != "places.csv"]]) == 0
+    engine = make_engine(url)
+    with session_factory(engine)() as session:
+        gazetteer = load_gazetteer(session)
+    engine.dispose()
+    assert [m.place.code for m in gazetteer.match("طرابلس")] == ["ly-tripoli"]
+    # "Mubi North" is only in the directory (an admin 2 name): it is found too.
+    assert [m.place.kind for m in gazetteer.match("Mubi North")] == ["district"]
+    assert cli.main(["places", "import", str(tmp_path / "nope.csv")]) == 2

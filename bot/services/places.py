@@ -112,8 +112,11 @@ class Gazetteer:
                            for i in range(len(words) - n + 1)}
             query_keys.add(key)
         query_keys = {k for k in query_keys if len(k) >= 3}
-        exact = {code for key in query_keys for code in self._keys.get(key, ())}
-        if exact:
+        exact_keys = [key for key in query_keys if key in self._keys]
+        if exact_keys:  # the longest name found wins: "Mubi North" over "Mubi"
+            longest = max(len(key.split()) for key in exact_keys)
+            exact = {code for key in exact_keys if len(key.split()) == longest
+                     for code in self._keys[key]}
             return [PlaceMatch(self.places[c], 100.0, text) for c in sorted(exact)][:max(limit, len(exact))]
         best: dict[str, tuple[float, str]] = {}
         for key in query_keys:
@@ -188,3 +191,64 @@ def read_places(path) -> list[Place]:
     if problems:
         raise ValueError(f"{path.name}: " + "; ".join(problems))
     return places_from_rows(parsed)
+
+
+def import_places(session, places: Iterable[Place]) -> tuple[int, int]:
+    """Upserts places (by code) with all their names; returns (created, updated). Commits."""
+    import sqlalchemy as sa
+
+    from bot.services.models import Place as PlaceRow, PlaceName
+
+    rows = {row.code: row for row in session.execute(sa.select(PlaceRow)).scalars()}
+    created = updated = 0
+    for place in places:
+        row = rows.get(place.code)
+        names = [PlaceName(language=lang, name=name, key=sorted(keys_of(name))[0] if keys_of(name) else "")
+                 for lang, name in place.names]
+        values = dict(kind=place.kind, country=place.country, lat=place.lat, lon=place.lon,
+                      admin1_pcode=place.admin1_pcode, admin2_pcode=place.admin2_pcode)
+        if row is None:
+            row = rows[place.code] = PlaceRow(code=place.code, **values)
+            row.names = names
+            session.add(row)
+            created += 1
+            continue
+        old_names = sorted((n.language, n.name) for n in row.names)
+        changed = old_names != sorted(place.names) or any(getattr(row, k) != v for k, v in values.items())
+        if changed:
+            for key, value in values.items():
+                setattr(row, key, value)
+            row.names = names
+            updated += 1
+    session.commit()
+    return created, updated
+
+
+def load_gazetteer(session) -> Gazetteer:
+    """The places table, plus every town and admin area the services directory names.
+
+    A name only the directory knows becomes a place at the mean position of its services.
+    """
+    import sqlalchemy as sa
+
+    from bot.services.models import Place as PlaceRow, Service
+
+    gazetteer = Gazetteer()
+    for row in session.execute(sa.select(PlaceRow)).scalars():
+        gazetteer.add(Place(row.code, row.kind, row.country, row.lat, row.lon,
+                            tuple((n.language, n.name) for n in row.names),
+                            row.admin1_pcode, row.admin2_pcode))
+    named: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
+    query = sa.select(Service.country, Service.place_name, Service.admin2_name, Service.lat, Service.lon)
+    for country, place_name, admin2_name, lat, lon in session.execute(query):
+        for kind, name in (("town", place_name), ("district", admin2_name)):
+            if name:
+                named.setdefault((country, kind, name), []).append((lat, lon))
+    for (country, kind, name), points in sorted(named.items()):
+        if keys_of(name) & set(gazetteer._keys):
+            continue  # the places file knows it already
+        lat = sum(p[0] for p in points) / len(points)
+        lon = sum(p[1] for p in points) / len(points)
+        gazetteer.add(Place(f"dir-{country.lower()}-{kind}-{fold(name).replace(' ', '-')}", kind,
+                            country, round(lat, 5), round(lon, 5), (("", name),)))
+    return gazetteer
