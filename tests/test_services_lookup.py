@@ -188,3 +188,20 @@ def test_the_gazetteer_loads_from_the_database_with_the_directory_s_own_names(tm
     # "Mubi North" is only in the directory (an admin 2 name): it is found too.
     assert [m.place.kind for m in gazetteer.match("Mubi North")] == ["district"]
     assert cli.main(["places", "import", str(tmp_path / "nope.csv")]) == 2
+
+
+def test_loading_reads_the_same_cards_as_the_orm(tmp_path):
+    from bot.services.lookup import card_of
+    from bot.services.models import Service
+    import sqlalchemy as sa
+
+    engine = make_engine(f"sqlite:///{tmp_path}/c.db")
+    upgrade(engine)
+    with session_factory(engine)() as session:
+        for path in sorted(SERVICES.glob("*.csv")):
+            if path.name != "places.csv":
+                import_file(session, path)
+        loaded = {c.code: c for c in Directory.load(session).cards}
+        by_orm = {s.code: card_of(s) for s in session.execute(sa.select(Service)).scalars()}
+    engine.dispose()
+    assert loaded == by_orm and len(loaded) == 31
