@@ -93,3 +93,17 @@ def test_a_broken_format_string_does_not_break_logging():
     install_log_scrubber()
     record = logging.getLogRecordFactory()("x", logging.INFO, __file__, 1, "%s %s", ("one",), None)
     assert record.getMessage() == "%s %s"
+
+
+def test_remembered_words_are_forgotten_after_ten_minutes(monkeypatch):
+    import bot.privacy.logs as logs
+
+    now = [1000.0]
+    monkeypatch.setattr(logs.time, "monotonic", lambda: now[0])
+    memory = logs._Remembered()
+    memory._swept = now[0]
+    memory.add(["oyelaran"])
+    assert "oyelaran" in memory and memory
+    now[0] += logs.REMEMBER_SECONDS + 31
+    assert not memory  # swept on the next look, without a new message
+    assert "oyelaran" not in memory

@@ -92,6 +92,10 @@ class _Remembered:
         return word in self._items
 
     def __bool__(self) -> bool:
+        now = time.monotonic()
+        if now - self._swept > 30:  # forget expired words even when no message comes in
+            with self._lock:
+                self._sweep(now)
         return bool(self._items)
 
     def clear(self) -> None:
