@@ -111,7 +111,7 @@ def main() -> None:
     print(f"nearest 3 with a random need ({args.queries} queries): {percentiles(timings)}")
 
     gazetteer = Gazetteer()
-    for place in read_places(PROJECT_ROOT / "data" / "services" / "places.csv"):
+    for place in read_places(PROJECT_ROOT / "data" / "gazetteer" / "places.csv"):
         gazetteer.add(place)
     typed = ["maidugury", "I am in Gwoza camp", "طرابلس", "misurata", "Kiev", "Одесса", "bengasi",
              "help me please", "Tchernivtsi", "near zawia"]

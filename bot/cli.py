@@ -276,7 +276,13 @@ def services_export(settings: Settings, target: str) -> int:
         require_current(engine)
         with session_factory(engine)() as session:
             if target == "-":
-                count = export_file(session, sys.stdout)
+                try:
+                    export_file(session, sys.stdout)
+                    sys.stdout.flush()
+                except BrokenPipeError:  # `| head` closed the pipe: not an error
+                    import os
+
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             else:
                 with open(target, "w", encoding="utf-8", newline="") as out:
                     count = export_file(session, out)

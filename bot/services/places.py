@@ -7,7 +7,7 @@ can match. An exact key wins; otherwise the closest keys by RapidFuzz's ratio ab
 threshold; when the two best places are about equally close, both are returned so that the
 assistant can ask which one was meant.
 
-Places come from the places file (``data/services/places.csv``, HXL: ``#loc+name``,
+Places come from the places file (``data/gazetteer/places.csv``, HXL: ``#loc+name``,
 ``#loc+code``, ``#loc+type``, ``#country+code``, ``#adm1+code``, ``#adm2+code``, ``#geo+lat``,
 ``#geo+lon``, ``#loc+name+i_fr`` / ``+i_ar`` / ``+i_es``, ``#loc+name+alt`` with ``;``) and
 from the towns and admin areas the services directory names.
