@@ -44,7 +44,9 @@ from sqlalchemy.orm import Session
 
 from bot.services.categories import CATEGORIES_FILE, sync_categories
 from bot.services.hours import HoursError, parse_hours
-from bot.services.models import Organisation, Service, ServiceCategory, ServiceLanguage
+from bot.services.models import (
+    Organisation, Service, ServiceCategory, ServiceLanguage, bump_directory_version,
+)
 
 ACCESS = ("walk_in", "phone", "hotline")
 GROUPS = ("women", "men", "children")
@@ -354,6 +356,8 @@ def import_file(session: Session, path: Path, dry_run: bool = False,
     if dry_run:
         session.rollback()
     else:
+        if report.created or report.updated or report.categories_added:
+            bump_directory_version(session)
         session.commit()
     return report
 

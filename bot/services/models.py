@@ -11,6 +11,8 @@
   ``last_verified``: when someone last checked the entry.
 - ``service_category_links`` and ``service_languages``: the categories a service meets and the
   languages spoken there.
+- ``directory_version``: one row whose ``version`` every import that changes something bumps,
+  so that running processes know when to reload their in-memory copy.
 - ``places`` and ``place_names``: the gazetteer (camps, towns, districts) with names in several
   languages and spellings; ``key`` is the name folded for matching.
 """
@@ -118,3 +120,21 @@ class PlaceName(Base):
     language = sa.Column(sa.String(8), nullable=False, default="")
     name = sa.Column(sa.String(200), nullable=False)
     key = sa.Column(sa.String(200), nullable=False, index=True)
+
+
+class DirectoryVersion(Base):
+    """One row: the directory's version, bumped by imports that change something."""
+
+    __tablename__ = "directory_version"
+    id = sa.Column(sa.Integer, primary_key=True)
+    version = sa.Column(sa.Integer, nullable=False)
+
+
+def bump_directory_version(session) -> None:
+    """Adds one to the directory's version, in the caller's transaction."""
+    session.execute(sa.update(DirectoryVersion).where(DirectoryVersion.id == 1)
+                    .values(version=DirectoryVersion.version + 1))
+
+
+def directory_version(session) -> int:
+    return session.execute(sa.select(DirectoryVersion.version).where(DirectoryVersion.id == 1)).scalar_one()

@@ -220,6 +220,10 @@ def import_places(session, places: Iterable[Place]) -> tuple[int, int]:
                 setattr(row, key, value)
             row.names = names
             updated += 1
+    if created or updated:
+        from bot.services.models import bump_directory_version
+
+        bump_directory_version(session)
     session.commit()
     return created, updated
 
