@@ -8,6 +8,7 @@ tables are created and changed only by the Alembic migrations in ``bot/migration
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -32,12 +33,18 @@ class SchemaError(RuntimeError):
     """The database schema is not at the version this code needs."""
 
 
+def private_sqlite_file(path: str) -> None:
+    """Creates the SQLite file (and its folder) readable by its owner only."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    if not os.path.exists(path):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; an SQLite file is created private (0600) and gets foreign keys."""
     if url.startswith("sqlite:///") and not url.endswith(":memory:"):
-        from bot.tracker_store import sql_arguments
-
-        sql_arguments(url)  # creates the file and its folder, readable by this user only
+        private_sqlite_file(sa.engine.make_url(url).database)
     engine = sa.create_engine(url, future=True)
     if engine.dialect.name == "sqlite":
         @sa.event.listens_for(engine, "connect")

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from functools import lru_cache
 from typing import Any, Iterable, Optional, Sequence
@@ -42,6 +41,7 @@ from bot.privacy import erasure
 from bot.privacy.logs import install_log_scrubber
 from bot.privacy.redaction import SlotRules, redact_event
 from bot.settings import Settings
+from bot.storage import private_sqlite_file
 from bot.triage import NEED_CATEGORIES
 
 logger = logging.getLogger(__name__)
@@ -267,7 +267,7 @@ def sql_arguments(url: str) -> dict:
     if dialect.startswith("sqlite"):
         path = parsed.database or ""
         if path and path != ":memory:":
-            _private_file(path)
+            private_sqlite_file(path)
         return {"dialect": dialect, "db": path}
     return {"dialect": dialect, "host": parsed.host, "port": parsed.port,
             "db": parsed.database, "username": parsed.username, "password": parsed.password,
@@ -283,11 +283,3 @@ def redis_arguments(url: str) -> dict:
             "username": unquote(parsed.username) if parsed.username else None,
             "password": unquote(parsed.password) if parsed.password else None,
             "use_ssl": parsed.scheme == "rediss"}
-
-
-def _private_file(path: str) -> None:
-    """Creates the SQLite file (and its folder) readable by its owner only."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    if not os.path.exists(path):
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))

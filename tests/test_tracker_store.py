@@ -10,7 +10,6 @@ import stat
 import time
 
 import pytest
-import redis
 import sqlalchemy as sa
 from cryptography.fernet import Fernet, MultiFernet
 from rasa.shared.core.domain import Domain

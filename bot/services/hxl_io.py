@@ -34,7 +34,6 @@ import csv
 import datetime as dt
 import io
 import re
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Optional
