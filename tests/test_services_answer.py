@@ -5,25 +5,15 @@ from __future__ import annotations
 import pytest
 
 from bot.services.answer import next_step
-from bot.services.hxl_io import import_file
 from bot.services.lookup import Directory
-from bot.services.places import Gazetteer, Place, import_places, read_places
+from bot.services.places import Gazetteer, Place
 from bot.services.runtime import DirectoryCache, Loaded
-from bot.settings import PROJECT_ROOT
-from bot.storage import make_engine, session_factory, upgrade
+from tests.utils.directory import sample_database
 
 
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory):
-    url = f"sqlite:///{tmp_path_factory.mktemp('answer')}/a.db"
-    engine = make_engine(url)
-    upgrade(engine)
-    with session_factory(engine)() as session:
-        for path in sorted((PROJECT_ROOT / "data" / "services").glob("*.csv")):
-            import_file(session, path)
-        import_places(session, read_places(PROJECT_ROOT / "data" / "gazetteer" / "places.csv"))
-    engine.dispose()
-    return DirectoryCache(url).get()
+    return DirectoryCache(sample_database(tmp_path_factory.mktemp("answer"), places=True)).get()
 
 
 def test_an_empty_directory_is_said_to_be_unavailable():

@@ -8,14 +8,11 @@ import random
 import pytest
 
 from bot.services.geo import GridIndex, brute_force_nearest, haversine_km
-from bot.services.hxl_io import import_file
 from bot.services.lookup import Directory, Need
 from bot.services.places import Gazetteer, Place, read_places
-from bot.settings import PROJECT_ROOT
-from bot.storage import make_engine, session_factory, upgrade
+from bot.storage import make_engine, session_factory
+from tests.utils.directory import PLACES, SERVICES, sample_database
 
-SERVICES = PROJECT_ROOT / "data" / "services"
-PLACES = PROJECT_ROOT / "data" / "gazetteer" / "places.csv"
 MAIDUGURI = (11.8333, 13.15)
 
 
@@ -64,11 +61,8 @@ def test_asking_for_more_than_there_is_returns_everything_sorted():
 
 @pytest.fixture(scope="module")
 def directory(tmp_path_factory):
-    engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('dir')}/d.db")
-    upgrade(engine)
+    engine = make_engine(sample_database(tmp_path_factory.mktemp("dir")))
     with session_factory(engine)() as session:
-        for path in sorted(SERVICES.glob("*.csv")):
-            import_file(session, path)
         loaded = Directory.load(session, default_timezone="Africa/Lagos")
     engine.dispose()
     return loaded
@@ -195,11 +189,8 @@ def test_loading_reads_the_same_cards_as_the_orm(tmp_path):
     from bot.services.models import Service
     import sqlalchemy as sa
 
-    engine = make_engine(f"sqlite:///{tmp_path}/c.db")
-    upgrade(engine)
+    engine = make_engine(sample_database(tmp_path))
     with session_factory(engine)() as session:
-        for path in sorted(SERVICES.glob("*.csv")):
-            import_file(session, path)
         loaded = {c.code: c for c in Directory.load(session).cards}
         by_orm = {s.code: card_of(s) for s in session.execute(sa.select(Service)).scalars()}
     engine.dispose()
