@@ -254,28 +254,33 @@ def read_text(path: Path) -> str:
         ) from None
 
 
-def read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
-    """(line number, field -> text) for each data row of an HXL-tagged CSV."""
+def read_rows(path: Path, columns: dict[str, tuple[str, bool]] = COLUMNS
+              ) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, field -> text) for each data row of an HXL-tagged CSV.
+
+    ``columns`` maps each field to its hashtag and whether it is required; a hashtag matches a
+    column with exactly its attributes (``#loc+name`` is not ``#loc+name+i_fr``).
+    """
     import hxl
     import hxl.input
 
     text = read_text(path)
     try:
         source = hxl.data(io.BytesIO(text.encode("utf-8")), hxl.input.InputOptions(encoding="utf-8"))
-        columns = source.columns
+        found_columns = source.columns
     except hxl.input.HXLTagsNotFoundException:
         raise DirectoryFileError(f"{path.name}: no row of HXL hashtags (#org+name, ...) in the first "
                            f"25 rows") from None
     except hxl.input.HXLException as exc:
         raise DirectoryFileError(f"{path.name}: cannot read it as HXL CSV ({exc})") from None
-    patterns = {key: hxl.model.TagPattern.parse(tag) for key, (tag, _) in COLUMNS.items()}
+    patterns = {key: hxl.model.TagPattern.parse(tag) for key, (tag, _) in columns.items()}
     positions: dict[str, int] = {}
     for key, pattern in patterns.items():
-        for index, column in enumerate(columns):
+        for index, column in enumerate(found_columns):
             if column.tag and pattern.match(column) and len(column.attributes) == len(pattern.include_attributes):
                 positions[key] = index
                 break
-    missing = [COLUMNS[key][0] for key, (_, required) in COLUMNS.items()
+    missing = [tag for key, (tag, required) in columns.items()
                if required and key not in positions]
     if missing:
         raise DirectoryFileError(f"{path.name}: missing column(s) {', '.join(missing)}")

@@ -149,34 +149,23 @@ def places_from_rows(rows: Iterable[dict[str, str]]) -> list[Place]:
     return places
 
 
-PLACE_COLUMNS = {
-    "name": "#loc+name", "code": "#loc+code", "kind": "#loc+type", "country": "#country+code",
-    "admin1": "#adm1+code", "admin2": "#adm2+code", "lat": "#geo+lat", "lon": "#geo+lon",
-    "name_en": "#loc+name+i_en", "name_fr": "#loc+name+i_fr", "name_ar": "#loc+name+i_ar",
-    "name_es": "#loc+name+i_es", "alt": "#loc+name+alt",
+PLACE_COLUMNS: dict[str, tuple[str, bool]] = {
+    "name": ("#loc+name", True), "code": ("#loc+code", True), "kind": ("#loc+type", False),
+    "country": ("#country+code", True), "admin1": ("#adm1+code", False),
+    "admin2": ("#adm2+code", False), "lat": ("#geo+lat", True), "lon": ("#geo+lon", True),
+    "name_en": ("#loc+name+i_en", False), "name_fr": ("#loc+name+i_fr", False),
+    "name_ar": ("#loc+name+i_ar", False), "name_es": ("#loc+name+i_es", False),
+    "alt": ("#loc+name+alt", False),
 }
 
 
 def read_places(path) -> list[Place]:
     """Reads a places file (HXL-tagged CSV); raises ValueError naming bad rows."""
-    import csv
-    import io
+    from bot.services.hxl_io import read_rows
 
-    from bot.services.hxl_io import read_text
-
-    reader = csv.reader(io.StringIO(read_text(path)))
-    rows = list(reader)
-    tag_row = next((i for i, r in enumerate(rows) if r and all(c.startswith("#") for c in r if c)), None)
-    if tag_row is None:
-        raise ValueError(f"{path.name}: no row of HXL hashtags")
-    tags = [c.strip().lower() for c in rows[tag_row]]
-    index = {key: tags.index(tag) for key, tag in PLACE_COLUMNS.items() if tag in tags}
-    missing = [PLACE_COLUMNS[k] for k in ("name", "code", "country", "lat", "lon") if k not in index]
-    if missing:
-        raise ValueError(f"{path.name}: missing column(s) {', '.join(missing)}")
     parsed, problems = [], []
-    for line, row in enumerate(rows[tag_row + 1:], start=tag_row + 2):
-        values = {k: (row[i].strip() if i < len(row) else "") for k, i in index.items()}
+    for line, values in read_rows(path, PLACE_COLUMNS):
+        values = {key: value.strip() for key, value in values.items()}
         try:
             lat, lon = float(values["lat"]), float(values["lon"])
             if not (-90 <= lat <= 90 and -180 <= lon <= 180):
