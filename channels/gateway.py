@@ -90,20 +90,24 @@ class Gateway:
         """Pseudonymises ``address``, refreshes its route, maps a typed option number."""
         remember_sensitive(address, text, metadata)
         conversation_id = self.conversation_id(address)
-        route = await self.routes.get(conversation_id)
+        route = await self.routes.get(conversation_id)  # reading restarts its idle time
         if route is None or route.address != address:
             route = Route(self.channel, address)
-        await self.routes.put(conversation_id, route)
+            await self.routes.put(conversation_id, route)
         mapped = resolve_choice(text, route.menu or None, self.main_menu())
         return Admitted(conversation_id, mapped, route)
 
     async def remember_menu(self, admitted: Admitted, messages: Sequence[dict]) -> None:
-        """Keeps the payloads of the last buttons sent, unless the conversation was erased."""
+        """Keeps the payloads of the last buttons sent, unless the conversation was erased.
+
+        A route whose menu did not change is not written again (one encryption less per turn).
+        """
+        menu = tuple(payloads_of(messages))
+        if menu == admitted.route.menu:
+            return
         if await self.routes.get(admitted.conversation_id) is None:
             return  # erased (quick exit, forget me) while Rasa handled the message
-        await self.routes.put(
-            admitted.conversation_id, admitted.route.with_menu(tuple(payloads_of(messages)))
-        )
+        await self.routes.put(admitted.conversation_id, admitted.route.with_menu(menu))
 
     async def reply_route(self, conversation_id: str) -> Optional[Route]:
         """Where to send a message for ``conversation_id`` (for channels that push replies)."""

@@ -55,3 +55,18 @@ async def test_what_came_in_is_never_logged(gateway):
     line = scrub("text 'I am Ozioma Fairweather' from tg-user-Ozioma")
     assert "ozioma" not in line.lower() and "fairweather" not in line.lower()
     assert line.startswith("text 'I am ") and REDACTED in line
+
+
+async def test_a_turn_that_changes_nothing_writes_nothing(gateway):
+    menu = [{"text": "?", "buttons": [{"title": "Yes", "payload": "/affirm"}]}]
+    first = await gateway.admit(ADDRESS, "hello")
+    await gateway.remember_menu(first, menu)
+    stored = gateway.routes._items[first.conversation_id][1]
+    again = await gateway.admit(ADDRESS, "hello again")
+    await gateway.remember_menu(again, menu)
+    # Fernet tokens differ on every encryption: the same token means it was not rewritten.
+    assert gateway.routes._items[first.conversation_id][1] == stored
+    other = await gateway.admit(ADDRESS, "and now")
+    await gateway.remember_menu(other, [{"text": "menu"}])
+    assert gateway.routes._items[first.conversation_id][1] != stored
+    assert (await gateway.reply_route(first.conversation_id)).menu == ()
