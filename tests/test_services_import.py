@@ -199,3 +199,32 @@ def test_the_commands_report_and_exit_by_outcome(tmp_path, monkeypatch, capsys):
     out = tmp_path / "export.csv"
     assert cli.main(["services", "export", str(out)]) == 0
     assert out.read_text(encoding="utf-8").splitlines()[1] == HEADER
+
+
+def test_the_categories_file_covers_every_need_triage_can_suggest():
+    from bot.services.categories import load_categories
+    from bot.triage import NEED_CATEGORIES
+
+    assert set(NEED_CATEGORIES) <= set(load_categories())
+
+
+def test_exporting_into_a_pipe_closed_early_is_not_an_error(tmp_path):
+    """``helpline services export - | head -1`` exits quietly."""
+    import os
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path}/pipe.db"
+    env = dict(os.environ, HELPLINE_DATABASE_URL=url)
+    engine = make_engine(url)
+    upgrade(engine)
+    rows = [GOOD.replace("T-1", f"T-{i}") for i in range(1500)]  # far more than a pipe buffers
+    with session_factory(engine)() as session:
+        import_file(session, write(tmp_path, *rows))
+    engine.dispose()
+    process = subprocess.Popen([sys.executable, "-m", "bot.cli", "services", "export", "-"],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout.readline().startswith(b"Organisation,")
+    process.stdout.close()  # like `| head -1`
+    assert process.wait(timeout=60) == 0
+    assert b"BrokenPipeError" not in process.stderr.read()
