@@ -169,7 +169,7 @@ def test_the_gazetteer_loads_from_the_database_with_the_directory_s_own_names(tm
     monkeypatch.setenv("HELPLINE_DATABASE_URL", url)
     assert cli.main(["db", "upgrade"]) == 0
     assert cli.main(["places", "import", str(PLACES)]) == 0
-    assert "24 places: 24 created, 0 updated" in capsys.readouterr().out
+    assert "29 places: 29 created, 0 updated" in capsys.readouterr().out
     assert cli.main(["places", "import", str(PLACES)]) == 0
     assert "0 created, 0 updated" in capsys.readouterr().out
     assert cli.main(["services", "import", "--quiet",
