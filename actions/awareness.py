@@ -1,4 +1,4 @@
-"""Awareness: 'more' continues the topic last answered."""
+"""'More' continues what was last answered: services results, or an awareness topic."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import catalog, language_of, say
+from actions.help import more_services
 
 
 class ActionMore(Action):
-    """Sends the second part of the last awareness topic, or says there is no more."""
+    """The next services, the second part of the last awareness topic, or "no more"."""
 
     def name(self) -> Text:
         return "action_more"
@@ -20,6 +21,9 @@ class ActionMore(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[EventType]:
+        services = more_services(dispatcher, tracker)
+        if services is not None:
+            return services
         language = language_of(tracker)
         topic = tracker.get_slot("topic")
         response = f"utter_awareness_{topic}_more"

@@ -101,7 +101,9 @@ class Turn:
 class Assistant:
     """The trained model in-process, its actions in a real action server."""
 
-    def __init__(self, model_path: Path, action_url: str) -> None:
+    def __init__(self, model_path: Path, action_url: str, **env: str) -> None:
+        """``env``: settings for the in-process tracker store (e.g. HELPLINE_DATABASE_URL,
+        whose services directory decides which places a conversation may keep)."""
         import logging
 
         from rasa.core.agent import Agent
@@ -111,6 +113,7 @@ class Assistant:
 
         from rasa.shared.core.domain import Domain
 
+        from bot.settings import Settings
         from bot.tracker_store import PrivateTrackerStore
 
         configure_logging_and_warnings(logging.WARNING)
@@ -121,7 +124,8 @@ class Assistant:
             """Keeps the tracker as the processor had it (before redaction) for the test."""
 
             def __init__(self, domain: Domain) -> None:
-                super().__init__(domain, backend="memory")
+                super().__init__(domain, backend="memory",
+                                 settings=Settings.from_env({**os.environ, **env}))
                 self.seen: Dict[str, Any] = {}
 
             async def save(self, tracker: Any) -> None:

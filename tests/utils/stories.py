@@ -78,9 +78,19 @@ FLOWS: dict[str, list[tuple]] = {
         user("stop"), *act("utter_stop_ok"),
         user("goodbye"), *act("utter_goodbye"),
     ],
-    "services and a person": [
-        user("find_services"), *act("action_find_services"),
-        user("inform_location"), *act("action_find_services"),
+    "services search, and a person": [
+        user("find_services"), *act("action_find_services"), ("slot", "services_asking", "need"),
+        user("skip"), *act("action_find_services"), ("slot", "services_asking", "place"),
+        # a reply the model reads as out of scope is the place, while the place is asked
+        user("out_of_scope"), *act("action_find_services"), ("slot", "services_asking", "place"),
+        user("inform_location"), *act("action_find_services"), ("slot", "services_asking", None),
+        user("more"), *act("action_more"),
+        user("out_of_scope"), *act("utter_out_of_scope"),
+        user("find_services", need="shelter"), *act("action_find_services"),
+        ("slot", "services_asking", "place"),
+        # a search left half-way does not capture what comes after another topic
+        user("ask_rights"), *act("utter_awareness_rights"),
+        user("out_of_scope"), *act("utter_out_of_scope"),
         user("request_human"), *act("action_request_human"),
     ],
     "screening to the end": [

@@ -18,6 +18,10 @@ DEFAULT_SLOTS: Dict[str, Any] = {
     "triage_level": None,
     "triage_needs": None,
     "requested_slot": None,
+    "service_need": None,
+    "service_place": None,
+    "services_page": None,
+    "services_asking": None,
     **{q: None for q in QUESTIONS},
 }
 
