@@ -66,14 +66,37 @@ def erase_point(events: Sequence[Event]) -> Optional[int]:
     return None
 
 
-def slot_rules(domain: Domain, deployment: Deployment) -> SlotRules:
-    """Closed sets for this domain's slots and this deployment's text slots."""
+def slot_rules(domain: Domain, deployment: Deployment,
+               place_codes: Iterable[str] = ()) -> SlotRules:
+    """Closed sets for this domain's slots and this deployment's text slots.
+
+    ``place_codes``: the coarse places a conversation may keep (``services_place_codes``).
+    """
+    from bot.services.answer import ANY_NEED
+    from bot.services.categories import load_categories
+
     return SlotRules.from_domain(
         domain,
         texts={"area": deployment.emergency_contacts.keys(),
-               "org_name": [deployment.organisation_name]},
+               "org_name": [deployment.organisation_name],
+               "service_need": [*load_categories(), ANY_NEED],
+               "service_place": place_codes},
         lists={"triage_needs": NEED_CATEGORIES},
     )
+
+
+def services_place_codes(database_url: str) -> tuple[Optional[int], frozenset[str]]:
+    """The directory's version and the codes of its coarse places (towns, districts, ...).
+
+    Only these may be kept as a conversation's ``service_place``: never a camp, never a point.
+    """
+    from bot.services.answer import COARSE_KINDS
+    from bot.services.runtime import current
+
+    loaded = current(database_url)
+    codes = frozenset(code for code, place in loaded.gazetteer.places.items()
+                      if place.kind in COARSE_KINDS)
+    return loaded.version, codes
 
 
 def redact_tracker(tracker: DialogueStateTracker, events: Sequence[Event], rules: SlotRules,
@@ -123,6 +146,7 @@ class PrivateTrackerStore(TrackerStore):
         self.idle_seconds = self.deployment.retention.conversation_idle_hours * 3600
         self.inner = self._open_backend(domain or Domain.empty())
         self._rules: Optional[SlotRules] = None
+        self._rules_version: Optional[int] = None
         self._last_purge = 0.0
         self._purging: Optional[asyncio.Task] = None
         super().__init__(domain, event_broker)
@@ -154,8 +178,11 @@ class PrivateTrackerStore(TrackerStore):
 
     @property
     def rules(self) -> SlotRules:
-        if self._rules is None:
-            self._rules = slot_rules(self.domain, self.deployment)
+        """The slot rules, rebuilt when the services directory's places change."""
+        version, codes = services_place_codes(self.settings.database_url)
+        if self._rules is None or version != self._rules_version:
+            self._rules = slot_rules(self.domain, self.deployment, codes)
+            self._rules_version = version
         return self._rules
 
     # -- Rasa's interface ---------------------------------------------------------------------

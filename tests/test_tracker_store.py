@@ -193,3 +193,38 @@ def test_bad_storage_settings_are_named(environ, message):
 def test_the_database_url_is_not_shown_by_repr():
     settings = Settings.from_env({"HELPLINE_DATABASE_URL": "postgresql://u:s3cret@db/h"})
     assert "s3cret" not in repr(settings)
+
+
+async def test_only_coarse_places_and_known_needs_of_a_search_are_written(tmp_path):
+    from tests.utils.directory import sample_database
+
+    url = sample_database(tmp_path, places=True)
+    env = {"HELPLINE_SECRETS_FILE": str(tmp_path / "secrets.json"),
+           "HELPLINE_TRACKER_STORE": "memory", "HELPLINE_DATABASE_URL": url}
+    store = PrivateTrackerStore(DOMAIN, settings=Settings.from_env(env))
+    shared = UserUttered('/inform_location{"latitude":11.817512,"longitude":13.169034}',
+                         {"name": "inform_location"},
+                         entities=[{"entity": "latitude", "value": 11.817512},
+                                   {"entity": "longitude", "value": 13.169034}])
+    events = chat_so_far() + [
+        shared, SlotSet("service_need", "shelter"), SlotSet("service_place", "ng-maiduguri"),
+        SlotSet("services_page", "1"), SlotSet("service_place", "ng-camp-bakassi"),
+        SlotSet("service_need", "a flat near the market"),
+    ]
+    await store.save(DialogueStateTracker.from_events("c9", events, slots=DOMAIN.slots))
+    raw = raw_contents(store)
+    assert "ng-maiduguri" in raw and "shelter" in raw and "inform_location" in raw
+    for canary in ("ng-camp-bakassi", "11.8175", "13.169", "flat near the market"):
+        assert canary not in raw, canary
+
+
+def test_the_kept_places_follow_the_directory(tmp_path, monkeypatch):
+    import bot.tracker_store as tracker_store
+
+    env = {"HELPLINE_SECRETS_FILE": str(tmp_path / "secrets.json"), "HELPLINE_TRACKER_STORE": "memory"}
+    store = PrivateTrackerStore(DOMAIN, settings=Settings.from_env(env))
+    monkeypatch.setattr(tracker_store, "services_place_codes", lambda url: (1, frozenset({"ng-a"})))
+    assert store.rules.value("service_place", "ng-a") == "ng-a"
+    monkeypatch.setattr(tracker_store, "services_place_codes", lambda url: (2, frozenset({"ng-b"})))
+    assert store.rules.value("service_place", "ng-a") == "[redacted]"
+    assert store.rules.value("service_place", "ng-b") == "ng-b"
