@@ -1,7 +1,9 @@
 """A JSON-over-HTTP channel for local chat, the tests and simple integrations.
 
 POST /webhooks/helpline/webhook with ``{"sender": "<id>", "message": "<text>"}`` and optionally
-``"metadata": {...}``; the reply is the list of bot messages (``text`` and ``buttons``), like
+``"metadata": {...}``; instead of a message, ``"location": {"latitude": .., "longitude": ..}``
+shares a position (it becomes an ``/inform_location`` payload for the services search and is
+never written anywhere). The reply is the list of bot messages (``text`` and ``buttons``), like
 Rasa's REST channel. The sender becomes a pseudonym and a typed option number the matching
 button's payload (``channels.gateway``). Metadata reaches Rasa for this turn only: the tracker
 store never writes it.
@@ -18,6 +20,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot.services.reply import location_payload
 from channels.gateway import Gateway
 
 logger = logging.getLogger(__name__)
@@ -28,6 +31,19 @@ MAX_METADATA_CHARS = 4096
 
 class RequestError(ValueError):
     """A request the channel refuses, with a message safe to return to the client."""
+
+
+def location_message(location: Any) -> str:
+    """The message for a shared position; RequestError when it is not one."""
+    if not isinstance(location, dict):
+        raise RequestError("'location' must be an object with 'latitude' and 'longitude'")
+    values = []
+    for key, limit in (("latitude", 90), ("longitude", 180)):
+        value = location.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not -limit <= value <= limit:
+            raise RequestError(f"'location.{key}' must be a number from -{limit} to {limit}")
+        values.append(float(value))
+    return location_payload(*values)
 
 
 def parse_request(body: Any) -> tuple[str, str, dict]:
@@ -43,6 +59,10 @@ def parse_request(body: Any) -> tuple[str, str, dict]:
         raise RequestError("'sender' must be a non-empty string")
     if len(sender) > MAX_SENDER_CHARS:
         raise RequestError(f"'sender' is longer than {MAX_SENDER_CHARS} characters")
+    if "location" in body:
+        if message is not None:
+            raise RequestError("send either 'message' or 'location', not both")
+        message = location_message(body["location"])
     if not isinstance(message, str) or not message.strip():
         raise RequestError("'message' must be a non-empty string")
     if len(message) > MAX_MESSAGE_CHARS:

@@ -28,12 +28,14 @@ from bot.privacy.routes import REDIS_PREFIX
 from bot.settings import PROJECT_ROOT
 from tests.utils import canary
 from tests.utils.assistant import free_port, start_action_server, start_rasa_server, stop
+from tests.utils.directory import load_sample
 
 A, B, C, D = canary.PHONES[0], canary.EMAILS[0], canary.PHONES[4], canary.PHONES[3]
 METADATA = {"From": canary.PHONES[1], "profile": {"name": canary.NAMES[0], "email": canary.EMAILS[1]},
             "address": canary.ADDRESSES[0], "ids": [canary.ID_NUMBERS[0]]}
 
-# (sender, message): typed digits pick menu options, free text carries canaries.
+# (sender, message or body): typed digits pick menu options, free text carries canaries; D
+# looks for services from a shared position.
 SCRIPT = [
     (A, f"hello, my name is {canary.NAMES[0]}"),
     (A, "1"),  # English
@@ -45,6 +47,11 @@ SCRIPT = [
     (A, "no"),
     (D, f"I live at {canary.ADDRESSES[0]}, my id is {canary.ID_NUMBERS[1]}"),
     (D, "2"),
+    (D, "/find_services"),
+    (D, "1"),  # safe shelter
+    (D, {"location": {"latitude": float(canary.COORDINATES[0]),
+                      "longitude": float(canary.COORDINATES[1])}}),
+    (D, "more"),
     (B, f"write to me at {canary.EMAILS[0]} or {canary.PHONES[3]}"),
     (B, "check my situation"),
     (B, "exit"),
@@ -97,7 +104,7 @@ def test_no_canary_survives_anywhere(config, model_path, tmp_path, request):
            "TMPDIR": str(temp), "HELPLINE_REDIS_URL": ""}
     database = (request.getfixturevalue("postgres_url") if spec["database"] == "postgresql"
                 else f"sqlite:///{state / 'helpline.db'}")
-    env["HELPLINE_DATABASE_URL"] = database
+    env["HELPLINE_DATABASE_URL"] = load_sample(database)  # the search really runs
     if spec["redis"]:
         env["HELPLINE_REDIS_URL"] = request.getfixturevalue("redis_url")
 
@@ -114,15 +121,17 @@ def test_no_canary_survives_anywhere(config, model_path, tmp_path, request):
     url = f"http://127.0.0.1:{rasa_port}/webhooks/helpline/webhook"
     replies = {}
     try:
-        for sender, text in SCRIPT:
-            replies.setdefault(sender, []).append(post(url, {"sender": sender, "message": text,
-                                                             "metadata": METADATA}))
+        for sender, message in SCRIPT:
+            body = message if isinstance(message, dict) else {"message": message}
+            replies.setdefault(sender, []).append(
+                post(url, {"sender": sender, **body, "metadata": METADATA}))
     finally:
         stop(rasa)
         stop(actions)
 
-    # The conversations really happened: the bot answered every message.
+    # The conversations really happened: the bot answered every message, the search too.
     assert all(turn for turns in replies.values() for turn in turns)
+    assert replies[D][-2][0]["text"].startswith("Safe shelter, near you:")
     # The logs really are at DEBUG, and Rasa really did try to log the messages' text.
     debug_log = rasa_file_log.read_text(encoding="utf-8", errors="replace")
     assert "[DEBUG]" in debug_log and '"parse_data_text": ' in debug_log

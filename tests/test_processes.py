@@ -87,6 +87,14 @@ def test_a_conversation_over_rest_with_typed_numbers(rasa_url):
         ({"sender": "a", "message": "hi", "metadata": "+999 555 0100"}, "'metadata' must be a JSON object"),
         ({"sender": "a", "message": "hi", "metadata": {"x": "y" * 5000}},
          "'metadata' is longer than 4096 characters as JSON"),
+        ({"sender": "a", "location": "Maiduguri"},
+         "'location' must be an object with 'latitude' and 'longitude'"),
+        ({"sender": "a", "location": {"latitude": 95, "longitude": 13}},
+         "'location.latitude' must be a number from -90 to 90"),
+        ({"sender": "a", "location": {"latitude": 11.8, "longitude": "13.1"}},
+         "'location.longitude' must be a number from -180 to 180"),
+        ({"sender": "a", "message": "hi", "location": {"latitude": 1, "longitude": 1}},
+         "send either 'message' or 'location', not both"),
     ],
 )
 def test_bad_requests_get_a_clear_400(rasa_url, body, message):

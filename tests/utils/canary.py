@@ -20,8 +20,10 @@ NAMES = ["Temperance Oyelaran", "Kwabena Quillfeather"]
 EMAILS = ["temperance.oyelaran@example.org", "k.quillfeather@example.org"]
 ID_NUMBERS = ["ZX4471928", "19283746501"]
 ADDRESSES = ["17 Quillfeather Lane, Maiduguri"]
+# A shared position (in Maiduguri, six decimals as channels send it): never to be kept.
+COORDINATES = ["11.843171", "13.165293"]
 CANARY_SOURCES = {"canary", "test_canary"}
-CANARIES = PHONES + NAMES + EMAILS + ID_NUMBERS + ADDRESSES
+CANARIES = PHONES + NAMES + EMAILS + ID_NUMBERS + ADDRESSES + COORDINATES
 
 
 @dataclass(frozen=True)

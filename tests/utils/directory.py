@@ -15,7 +15,11 @@ PLACES = PROJECT_ROOT / "data" / "gazetteer" / "places.csv"
 
 def sample_database(folder: Path, places: bool = False) -> str:
     """A migrated SQLite database in ``folder`` holding the sample directory; returns its URL."""
-    url = f"sqlite:///{folder}/directory.db"
+    return load_sample(f"sqlite:///{folder}/directory.db", places)
+
+
+def load_sample(url: str, places: bool = True) -> str:
+    """Migrates the database at ``url`` and imports the sample directory; returns ``url``."""
     engine = make_engine(url)
     upgrade(engine)
     with session_factory(engine)() as session:
