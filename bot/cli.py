@@ -17,6 +17,8 @@ Usage:
                               write the directory back as HXL-tagged CSV ('-' for stdout)
     helpline places import FILE
                               add or update gazetteer places (names per language, spellings)
+    helpline services sample  with the sample deployment file and an empty directory only:
+                              import the fictional sample directory and places
 """
 
 from __future__ import annotations
@@ -267,6 +269,41 @@ def places_import(settings: Settings, name: str) -> int:
         engine.dispose()
 
 
+SAMPLE_DEPLOYMENT_FILE = PROJECT_ROOT / "deploy" / "sample.yml"
+SAMPLE_SERVICES = sorted((PROJECT_ROOT / "data" / "services").glob("*.csv"))
+SAMPLE_PLACES = PROJECT_ROOT / "data" / "gazetteer" / "places.csv"
+
+
+def services_sample(settings: Settings) -> int:
+    """Imports the sample directory for a first try-out: only with the sample deployment file
+    (fictional numbers must never reach a real deployment) and only into an empty directory."""
+    import sqlalchemy as sa
+
+    from bot.services.models import Service
+    from bot.storage import SchemaError, make_engine, require_current, session_factory
+
+    if Path(settings.deployment_file).resolve() != SAMPLE_DEPLOYMENT_FILE.resolve():
+        print("services sample: not the sample deployment, so the fictional sample directory "
+              "is not imported (use `helpline services import`)")
+        return 0
+    engine = make_engine(settings.database_url)
+    try:
+        require_current(engine)
+        with session_factory(engine)() as session:
+            count = session.execute(sa.select(sa.func.count()).select_from(Service)).scalar_one()
+    except SchemaError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    if count:
+        print(f"services sample: the directory already has {count} services; nothing imported")
+        return 0
+    print("services sample: importing the fictional sample directory (sample deployment)")
+    status = services_import(settings, [str(p) for p in SAMPLE_SERVICES], False, True)
+    return max(status, places_import(settings, str(SAMPLE_PLACES)))
+
+
 def services_export(settings: Settings, target: str) -> int:
     from bot.services.hxl_io import export_file
     from bot.storage import SchemaError, make_engine, require_current, session_factory
@@ -376,6 +413,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     import_parser.add_argument("--quiet", action="store_true", help="no progress bar")
     export_parser = services_commands.add_parser("export", help="write HXL-tagged CSV")
     export_parser.add_argument("file")
+    services_commands.add_parser(
+        "sample", help="import the fictional sample directory (sample deployment, empty directory)")
     places_parser = commands.add_parser("places", help="the place gazetteer")
     places_commands = places_parser.add_subparsers(dest="places_command", required=True)
     places_import_parser = places_commands.add_parser("import", help="import a places file")
@@ -429,6 +468,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 0
     if args.command == "services" and args.services_command == "import":
         return services_import(settings, args.files, args.dry_run, args.quiet)
+    if args.command == "services" and args.services_command == "sample":
+        return services_sample(settings)
     if args.command == "services":
         return services_export(settings, args.file)
     if args.command == "places":

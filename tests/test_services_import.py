@@ -228,3 +228,22 @@ def test_exporting_into_a_pipe_closed_early_is_not_an_error(tmp_path):
     process.stdout.close()  # like `| head -1`
     assert process.wait(timeout=60) == 0
     assert b"BrokenPipeError" not in process.stderr.read()
+
+
+def test_the_sample_directory_is_imported_only_for_the_sample_deployment_into_an_empty_one(
+        tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HELPLINE_DATABASE_URL", f"sqlite:///{tmp_path}/sample.db")
+    assert cli.main(["services", "sample"]) == 2  # not migrated: says which command to run
+    assert "helpline db upgrade" in capsys.readouterr().err
+    assert cli.main(["db", "upgrade"]) == 0
+    real = tmp_path / "real.yml"
+    real.write_text((PROJECT_ROOT / "deploy" / "sample.yml").read_text(encoding="utf-8"), encoding="utf-8")
+    monkeypatch.setenv("HELPLINE_DEPLOYMENT", str(real))
+    assert cli.main(["services", "sample"]) == 0
+    assert "not the sample deployment" in capsys.readouterr().out
+    monkeypatch.setenv("HELPLINE_DEPLOYMENT", str(PROJECT_ROOT / "deploy" / "sample.yml"))
+    assert cli.main(["services", "sample"]) == 0
+    out = capsys.readouterr().out
+    assert "importing the fictional sample directory" in out and "29 places: 29 created" in out
+    assert cli.main(["services", "sample"]) == 0
+    assert "already has 31 services; nothing imported" in capsys.readouterr().out
