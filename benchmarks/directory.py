@@ -121,6 +121,25 @@ def main() -> None:
         gazetteer.match(text)
         timings.append(time.perf_counter() - start)
     print(f"place match ({len(gazetteer)} places): {percentiles(timings)}")
+
+    # One whole search turn as the action does it: match the typed place, find, put in words.
+    from bot.catalog import load_catalog
+    from bot.services.answer import next_step
+    from bot.services.categories import load_categories
+    from bot.services.reply import Wording, messages_for
+    from bot.services.runtime import Loaded
+
+    loaded = Loaded(directory, gazetteer, 1)
+    wordings = [Wording(load_catalog(), load_categories(), lang) for lang in ("en", "fr", "ar", "es")]
+    timings = []
+    for _ in range(args.queries):
+        text, wording = rng.choice(typed), rng.choice(wordings)
+        start = time.perf_counter()
+        step = next_step(loaded, need=rng.choice(["any", *CATEGORIES]), place_text=text)
+        if step.kind not in ("unknown_place", "which_place"):
+            messages_for(step, wording, moment)
+        timings.append(time.perf_counter() - start)
+    print(f"a search turn (place match + nearest 3 + wording): {percentiles(timings)}")
     engine.dispose()
 
 
