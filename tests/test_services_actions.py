@@ -261,3 +261,15 @@ async def test_more_after_results_without_a_kept_place_says_that_is_all(dispatch
         "more", slots={"service_need": "shelter"}, events=[bot_event("utter_services_results_near_you")]),
         domain)
     assert responses_sent(dispatcher) == ["utter_more_none"]
+
+
+async def test_a_service_at_the_place_named_is_in_it_and_arabic_lists_use_the_arabic_comma(dispatcher, domain):
+    await find(dispatcher, domain, intent="inform_location", text="Maiduguri",
+               slots={"service_need": "any"})
+    first = dispatcher.messages[0]["text"].splitlines()[1]
+    assert ". In Maiduguri. " in first and " km away" not in first  # no "0.0 km" from the centre
+    dispatcher.messages.clear()
+    await find(dispatcher, domain, intent="inform_location", text="طرابلس",
+               slots={"service_need": "any", "language": "ar"})
+    lines = dispatcher.messages[0]["text"].splitlines()[1:]
+    assert "، " in lines[0] and ", " not in lines[0]

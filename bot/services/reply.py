@@ -63,6 +63,8 @@ class Wording:
         self.catalog = catalog
         self.categories = categories
         self.language = language
+        # Lists inside a line (categories, ways to reach): Arabic has its own comma.
+        self.separator = "، " if language == "ar" else ", "
 
     def text(self, response: str, **values: Any) -> str:
         return self.catalog.render(response, self.language, **values)["text"]
@@ -90,9 +92,14 @@ class Wording:
     def line(self, found: Found, now: dt.datetime, default_timezone: str = "UTC") -> str:
         """One service as one line (not numbered: numbers are for the options below it)."""
         card = found.card
-        what = ", ".join(self.need_name(c) for c in card.categories) or card.description
+        what = self.separator.join(self.need_name(c) for c in card.categories) or card.description
         km = f"{found.km:.1f}" if found.km < 10 else f"{found.km:.0f}"
-        where = self.text("utter_services_distance", km=km, area=card.area or card.country)
+        if found.km < 1:  # at the place named: the distance from its centre means nothing
+            where = self.text("utter_services_in_area", area=card.area) if card.area else ""
+        elif card.area:
+            where = self.text("utter_services_distance", km=km, area=card.area)
+        else:
+            where = self.text("utter_services_distance_only", km=km)
         reach = []
         if card.walk_in:
             reach.append(self.text("utter_services_walk_in"))
@@ -111,7 +118,7 @@ class Wording:
                 hours = self.text("utter_services_open_now" if is_open else "utter_services_closed_now",
                                   hours=shown)
         text = self.text("utter_services_line", service=card.name, what=what,
-                         where=where, reach=", ".join(reach), hours=hours)
+                         where=where, reach=self.separator.join(reach), hours=hours)
         return re.sub(r"(\.\s*){2,}", ". ", text).strip()  # a part left empty
 
     def lines(self, found: Sequence[Found], now: dt.datetime, default_timezone: str = "UTC") -> str:
