@@ -161,7 +161,10 @@ def send_step(dispatcher: CollectingDispatcher, tracker: Tracker, step: Step,
         return
     area = next((e["value"] for e in events if e.get("name") == "area"), tracker.get_slot("area"))
     contacts = deployment().render_contacts(language, area)
-    wording = Wording(catalog(), load_categories(), language)
+    from bot.services.runtime import current
+
+    gazetteer = current(Settings.from_env().database_url).gazetteer
+    wording = Wording(catalog(), load_categories(), language, gazetteer)
     now = dt.datetime.now(dt.timezone.utc)
     for message in messages_for(step, wording, now, contacts=contacts):
         dispatcher.utter_message(text=message.text, buttons=message.buttons or None,

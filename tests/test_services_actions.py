@@ -273,3 +273,4 @@ async def test_a_service_at_the_place_named_is_in_it_and_arabic_lists_use_the_ar
                slots={"service_need": "any", "language": "ar"})
     lines = dispatcher.messages[0]["text"].splitlines()[1:]
     assert "، " in lines[0] and ", " not in lines[0]
+    assert "في طرابلس" in lines[0] and "Tripoli." not in lines[0]  # the area in Arabic too

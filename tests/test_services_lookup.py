@@ -195,3 +195,10 @@ def test_loading_reads_the_same_cards_as_the_orm(tmp_path):
         by_orm = {s.code: card_of(s) for s in session.execute(sa.select(Service)).scalars()}
     engine.dispose()
     assert loaded == by_orm and len(loaded) == 31
+
+
+def test_places_named_exactly_by_any_of_their_names(gazetteer):
+    assert [p.code for p in gazetteer.named("TRIPOLI", "LY")] == ["ly-tripoli"]
+    assert [p.code for p in gazetteer.named("طرابلس")] == ["ly-tripoli"]
+    assert gazetteer.named("Tripoli", "NG") == [] and gazetteer.named("") == []
+    assert gazetteer.named("Tripol") == []  # exact names only: no fuzzy guess

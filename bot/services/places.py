@@ -99,6 +99,12 @@ class Gazetteer:
     def __len__(self) -> int:
         return len(self.places)
 
+    def named(self, name: str, country: str = "") -> list[Place]:
+        """The places whose name is exactly ``name`` (folded), in ``country`` when given."""
+        codes = set().union(*(self._keys.get(key, set()) for key in keys_of(name))) if name else set()
+        return [self.places[c] for c in sorted(codes)
+                if not country or self.places[c].country == country]
+
     def match(self, text: str, limit: int = 2) -> list[PlaceMatch]:
         """The places ``text`` names: one when clear, several when it is ambiguous, or none.
 

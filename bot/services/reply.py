@@ -21,6 +21,7 @@ from typing import Any, Mapping, Optional, Sequence
 from bot.catalog import Catalog
 from bot.services.answer import ANY_NEED, Step
 from bot.services.lookup import Found
+from bot.services.places import Gazetteer
 
 # The needs offered as numbered choices, in this order; any other can be typed.
 NEED_CHOICES = ("shelter", "medical", "anti_trafficking", "legal_aid", "documentation",
@@ -59,10 +60,11 @@ class Wording:
     """Fills the catalog's service texts for one language."""
 
     def __init__(self, catalog: Catalog, categories: Mapping[str, Mapping[str, str]],
-                 language: str) -> None:
+                 language: str, gazetteer: Optional[Gazetteer] = None) -> None:
         self.catalog = catalog
         self.categories = categories
         self.language = language
+        self.gazetteer = gazetteer  # to give areas their name in the person's language
         # Lists inside a line (categories, ways to reach): Arabic has its own comma.
         self.separator = "، " if language == "ar" else ", "
 
@@ -82,6 +84,13 @@ class Wording:
         names = self.categories[need]
         return names.get(self.language) or names.get("en") or need
 
+    def area_name(self, area: str, country: str) -> str:
+        """A service's area as the gazetteer names it in this language, when it knows it."""
+        if self.gazetteer is None:
+            return area
+        places = self.gazetteer.named(area, country)
+        return places[0].name_in(self.language) if len(places) == 1 else area
+
     def hours(self, text: str) -> str:
         """Opening hours in this language: day abbreviations translated, times as written."""
         days = self.text("utter_services_days").split()
@@ -94,10 +103,11 @@ class Wording:
         card = found.card
         what = self.separator.join(self.need_name(c) for c in card.categories) or card.description
         km = f"{found.km:.1f}" if found.km < 10 else f"{found.km:.0f}"
+        area = self.area_name(card.area, card.country) if card.area else ""
         if found.km < 1:  # at the place named: the distance from its centre means nothing
-            where = self.text("utter_services_in_area", area=card.area) if card.area else ""
-        elif card.area:
-            where = self.text("utter_services_distance", km=km, area=card.area)
+            where = self.text("utter_services_in_area", area=area) if area else ""
+        elif area:
+            where = self.text("utter_services_distance", km=km, area=area)
         else:
             where = self.text("utter_services_distance_only", km=km)
         reach = []
