@@ -93,7 +93,7 @@ def services_place_codes(database_url: str) -> tuple[Optional[int], frozenset[st
     from bot.services.answer import COARSE_KINDS
     from bot.services.runtime import current
 
-    loaded = current(database_url)
+    loaded = current(database_url, services=False)  # the places, not 50,000 services
     codes = frozenset(code for code, place in loaded.gazetteer.places.items()
                       if place.kind in COARSE_KINDS)
     return loaded.version, codes

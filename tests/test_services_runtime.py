@@ -56,3 +56,14 @@ def test_one_cache_per_database_per_process(tmp_path):
     url = f"sqlite:///{tmp_path}/d.db"
     upgrade(make_engine(url))
     assert current(url) is current(url)
+
+
+def test_a_gazetteer_only_cache_loads_the_places_but_not_the_services(tmp_path):
+    from tests.utils.directory import sample_database
+
+    url = sample_database(tmp_path, places=True)
+    places_only = DirectoryCache(url, services=False).get()
+    full = DirectoryCache(url).get()
+    assert len(places_only.directory) == 0 and len(full.directory) == 31
+    assert set(places_only.gazetteer.places) == set(full.gazetteer.places)
+    assert places_only.version == full.version

@@ -33,8 +33,11 @@ class DirectoryCache:
     """The loaded directory of one database, refreshed when its version changes."""
 
     def __init__(self, url: str, default_timezone: str = "UTC", check_seconds: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, services: bool = True) -> None:
+        """``services=False``: the gazetteer only (the directory stays empty), for a process
+        that needs place names but not the services themselves (the Rasa server)."""
         self.url = url
+        self.services = services
         self.default_timezone = default_timezone
         self.check_seconds = check_seconds
         self._clock = clock
@@ -67,8 +70,9 @@ class DirectoryCache:
                 version = self._version(session)
                 if self._loaded is not None and self._loaded.version == version:
                     return self._loaded
-                loaded = Loaded(Directory.load(session, self.default_timezone),
-                                load_gazetteer(session), version)
+                directory = (Directory.load(session, self.default_timezone) if self.services
+                             else Directory([]))
+                loaded = Loaded(directory, load_gazetteer(session), version)
             logger.info("services directory: %d services, %d places (version %d)",
                         len(loaded.directory), len(loaded.gazetteer), version)
             return loaded
@@ -80,14 +84,16 @@ class DirectoryCache:
             engine.dispose()
 
 
-_caches: dict[str, DirectoryCache] = {}
+_caches: dict[tuple[str, bool], DirectoryCache] = {}
 _caches_lock = threading.Lock()
 
 
-def current(url: str, default_timezone: str = "UTC") -> Loaded:
-    """The directory and gazetteer of ``url`` for this process."""
+def current(url: str, default_timezone: str = "UTC", services: bool = True) -> Loaded:
+    """The directory and gazetteer of ``url`` for this process (``services=False``: the
+    gazetteer only)."""
     with _caches_lock:
-        cache = _caches.get(url)
+        cache = _caches.get((url, services))
         if cache is None:
-            cache = _caches[url] = DirectoryCache(url, default_timezone)
+            cache = _caches[(url, services)] = DirectoryCache(url, default_timezone,
+                                                              services=services)
     return cache.get()
