@@ -110,9 +110,12 @@ def search(tracker: Tracker, more: bool = False) -> Step:
     need = need if need in categories or need == ANY_NEED else None
     kept_need = tracker.get_slot("service_need")
     kept_place = tracker.get_slot("service_place")
+    # A triage that found the person is under 18 (its only source of child_protection) keeps
+    # the search to services that serve children.
+    group = "children" if "child_protection" in (tracker.get_slot("triage_needs") or []) else None
     if more:
         return next_step(loaded, need=kept_need or ANY_NEED, place_code=kept_place,
-                         page=_page(tracker))
+                         page=_page(tracker), group=group)
     point = shared_point(tracker)
     place_text = place_code = None
     place = _entity(tracker, "place")
@@ -129,7 +132,7 @@ def search(tracker: Tracker, more: bool = False) -> Step:
         need = ANY_NEED
     need = need or kept_need
     return next_step(loaded, need=need, need_asked=asking == "need", place_text=place_text,
-                     place_code=place_code, point=point)
+                     place_code=place_code, point=point, group=group)
 
 
 def step_events(step: Step, tracker: Tracker) -> List[EventType]:

@@ -274,3 +274,13 @@ async def test_a_service_at_the_place_named_is_in_it_and_arabic_lists_use_the_ar
     lines = dispatcher.messages[0]["text"].splitlines()[1:]
     assert "، " in lines[0] and ", " not in lines[0]
     assert "في طرابلس" in lines[0] and "Tripoli." not in lines[0]  # the area in Arabic too
+
+
+async def test_after_a_childs_triage_only_services_serving_children_are_shown(dispatcher, domain):
+    slots = {"service_need": "legal_aid", "services_asking": "place"}
+    await find(dispatcher, domain, intent="inform_location", text="Maiduguri", slots=slots)
+    await find(dispatcher, domain, intent="inform_location", text="Maiduguri",
+               slots={**slots, "triage_needs": ["child_protection", "anti_trafficking"]})
+    adult, child = (m["text"] for m in dispatcher.messages)
+    # the Lake Chad desk serves women and men only
+    assert "Lake Chad legal aid desk" in adult and "Lake Chad legal aid desk" not in child
