@@ -94,9 +94,16 @@ def services_place_codes(database_url: str) -> tuple[Optional[int], frozenset[st
     from bot.services.runtime import current
 
     loaded = current(database_url, services=False)  # the places, not 50,000 services
+    cached = _PLACE_CODES.get(database_url)
+    if cached is not None and cached[0] is loaded:  # called on every save: reuse until reloaded
+        return loaded.version, cached[1]
     codes = frozenset(code for code, place in loaded.gazetteer.places.items()
                       if place.kind in COARSE_KINDS)
+    _PLACE_CODES[database_url] = (loaded, codes)
     return loaded.version, codes
+
+
+_PLACE_CODES: dict[str, tuple[Any, frozenset[str]]] = {}
 
 
 def redact_tracker(tracker: DialogueStateTracker, events: Sequence[Event], rules: SlotRules,
