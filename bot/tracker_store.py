@@ -154,7 +154,7 @@ class PrivateTrackerStore(TrackerStore):
         self.inner = self._open_backend(domain or Domain.empty())
         self._rules: Optional[SlotRules] = None
         self._rules_version: Optional[int] = None
-        self._last_purge = 0.0
+        self._last_purge: Optional[float] = None  # the first save purges
         self._purging: Optional[asyncio.Task] = None
         super().__init__(domain, event_broker)
 
@@ -278,7 +278,7 @@ class PrivateTrackerStore(TrackerStore):
 
     def _schedule_purge(self) -> None:
         now = time.monotonic()
-        if now - self._last_purge < self.settings.purge_minutes * 60:
+        if self._last_purge is not None and now - self._last_purge < self.settings.purge_minutes * 60:
             return
         if self._purging is not None and not self._purging.done():
             return
