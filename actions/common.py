@@ -44,7 +44,8 @@ def say(
     values.setdefault("org_name", deployment().organisation_name)
     message = catalog().render(response, language, **values)
     dispatcher.utter_message(
-        text=message["text"], buttons=message.get("buttons"), utter_action=response
+        text=message["text"], buttons=message.get("buttons"), utter_action=response,
+        metadata={"language": language},
     )
 
 

@@ -171,7 +171,7 @@ def send_step(dispatcher: CollectingDispatcher, tracker: Tracker, step: Step,
     now = dt.datetime.now(dt.timezone.utc)
     for message in messages_for(step, wording, now, contacts=contacts):
         dispatcher.utter_message(text=message.text, buttons=message.buttons or None,
-                                 utter_action=message.response)
+                                 utter_action=message.response, metadata={"language": language})
 
 
 class ActionFindServices(Action):

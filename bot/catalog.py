@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
@@ -50,6 +50,13 @@ class Catalog:
     payloads: Mapping[str, str]  # button key -> payload
     response_buttons: Mapping[str, tuple[str, ...]]  # response -> button keys
     main_menu: tuple[str, ...]
+    # language -> key -> text: the channels' own words (SMS "more", a reply to a photo, the
+    # web page); not Rasa responses. Placeholders are not allowed in them.
+    channel: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def channel_text(self, key: str, language: str) -> str:
+        """A channel's own words in ``language`` (KeyError for an unknown key or language)."""
+        return self.channel[language][key]
 
     def buttons_for(self, response: str, language: str) -> list[dict[str, str]]:
         return [
@@ -100,7 +107,7 @@ def load_catalog(directory: Path = MESSAGES_DIR) -> Catalog:
         raise CatalogError(
             f"layout.yml must have button_payloads, main_menu and response_buttons ({exc!r})"
         ) from None
-    texts, buttons, names, prompts = {}, {}, {}, {}
+    texts, buttons, names, prompts, channel = {}, {}, {}, {}, {}
     problems: list[str] = []
     for language in SUPPORTED_LANGUAGES:
         path = directory / f"{language}.yml"
@@ -110,6 +117,7 @@ def load_catalog(directory: Path = MESSAGES_DIR) -> Catalog:
         data = _read(path) or {}
         texts[language] = {k: str(v) for k, v in (data.get("responses") or {}).items()}
         buttons[language] = {str(k): str(v) for k, v in (data.get("buttons") or {}).items()}
+        channel[language] = {str(k): str(v) for k, v in (data.get("channel") or {}).items()}
         names[language] = str(data.get("language_name", ""))
         prompts[language] = str(data.get("language_prompt", ""))
         if not names[language] or not prompts[language]:
@@ -122,6 +130,14 @@ def load_catalog(directory: Path = MESSAGES_DIR) -> Catalog:
             problems.append(f"{language}.yml: response {name} missing")
         for name in sorted(set(texts[language]) - reference):
             problems.append(f"{language}.yml: response {name} is not in en.yml")
+        for key in sorted(set(channel["en"]) ^ set(channel[language])):
+            problems.append(f"{language}.yml: channel text {key} is missing from one of "
+                            f"en.yml and {language}.yml")
+        for key, text in channel[language].items():
+            if len(text) > MAX_MESSAGE_CHARS:
+                problems.append(f"{language}.yml: channel text {key} is too long")
+            if any(f for _, f, _, _ in string.Formatter().parse(text)):
+                problems.append(f"{language}.yml: channel text {key} has a placeholder")
         for key in sorted(set(payloads) - set(buttons[language])):
             problems.append(f"{language}.yml: button title {key} missing")
         for name, text in texts[language].items():
@@ -144,7 +160,7 @@ def load_catalog(directory: Path = MESSAGES_DIR) -> Catalog:
                 problems.append(f"layout.yml: {name} uses unknown button {key}")
     if problems:
         raise CatalogError("; ".join(problems))
-    return Catalog(texts, buttons, names, prompts, payloads, response_buttons, main_menu)
+    return Catalog(texts, buttons, names, prompts, payloads, response_buttons, main_menu, channel)
 
 
 def responses_in_rules(directory: Path = RULES_DIR) -> set[str]:
@@ -187,6 +203,8 @@ def build_responses(
             buttons = catalog.buttons_for(name, language)
             if buttons:
                 variation["buttons"] = buttons
+            # reaches the output channel with the message (channels.menus.language_of)
+            variation["metadata"] = {"language": language}
             variations.append(variation)
         responses[name] = variations
     return responses

@@ -4,8 +4,9 @@ A channel hands ``Gateway.admit`` the provider address (phone number, chat id, s
 the message; it gets back the pseudonymous conversation id that Rasa, the tracker store and
 the logs use, and the text with a typed option number mapped to its button. The address goes
 only into the encrypted reply-route cache, and into the log scrubber's short memory of values
-never to log. After the bot answered, ``remember_menu`` keeps the buttons' payloads in the
-same route, so that "2" means the second option next time.
+never to log. After the bot answered, ``remember_turn`` keeps the buttons' payloads in the
+same route, so that "2" means the second option next time, with the turn's language (for the
+channel's own words) and any parts of a split answer still to send (SMS "more").
 
 One secrets object and one route cache per process (``shared_secrets``, ``shared_routes``),
 so that the tracker store's erasure reaches the same routes the channels fill.
@@ -13,7 +14,7 @@ so that the tracker store's erasure reaches the same routes the channels fill.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any, Optional, Sequence
 
@@ -24,7 +25,7 @@ from bot.privacy.logs import install_log_scrubber, remember_sensitive
 from bot.privacy.pseudonyms import pseudonym
 from bot.privacy.routes import MemoryRouteCache, RedisRouteCache, Route, RouteCache
 from bot.settings import Settings
-from channels.menus import payloads_of, resolve_choice
+from channels.menus import language_of, payloads_of, resolve_choice
 
 
 @lru_cache(maxsize=None)
@@ -97,17 +98,30 @@ class Gateway:
         mapped = resolve_choice(text, route.menu or None, self.main_menu())
         return Admitted(conversation_id, mapped, route)
 
-    async def remember_menu(self, admitted: Admitted, messages: Sequence[dict]) -> None:
-        """Keeps the payloads of the last buttons sent, unless the conversation was erased.
+    async def remember_turn(self, admitted: Admitted, messages: Sequence[dict],
+                            pending: Sequence[str] = ()) -> None:
+        """Keeps what the next message needs: the last buttons' payloads, the turn's language
+        and the parts of a split answer not sent yet; unless the conversation was erased.
 
-        A route whose menu did not change is not written again (one encryption less per turn).
+        A route that did not change is not written again (one encryption less per turn).
         """
-        menu = tuple(payloads_of(messages))
-        if menu == admitted.route.menu:
+        route = admitted.route
+        language = language_of(messages) or route.language
+        updated = replace(route, menu=tuple(payloads_of(messages)), language=language,
+                          pending=tuple(pending))
+        if updated == route:
             return
         if await self.routes.get(admitted.conversation_id) is None:
             return  # erased (quick exit, forget me) while Rasa handled the message
-        await self.routes.put(admitted.conversation_id, admitted.route.with_menu(menu))
+        await self.routes.put(admitted.conversation_id, updated)
+
+    async def take_pending(self, admitted: Admitted) -> Optional[str]:
+        """The next part of a split answer, removed from the route; None when none is left."""
+        route = admitted.route
+        if not route.pending:
+            return None
+        await self.routes.put(admitted.conversation_id, replace(route, pending=route.pending[1:]))
+        return route.pending[0]
 
     async def reply_route(self, conversation_id: str) -> Optional[Route]:
         """Where to send a message for ``conversation_id`` (for channels that push replies)."""

@@ -7,7 +7,9 @@ remembered, digits refer to the main menu, which is reachable at any time.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence, Text
+
+from rasa.core.channels.channel import CollectingOutputChannel
 
 from bot.catalog import parse_choice
 
@@ -38,3 +40,29 @@ def payloads_of(messages: Sequence[dict]) -> list[str]:
         if buttons:
             return [b["payload"] for b in buttons if "payload" in b]
     return []
+
+
+def language_of(messages: Sequence[dict]) -> str:
+    """The language of a bot turn: the ``language`` of the last message's response metadata.
+
+    Every catalog response carries ``metadata: {language: ..}`` (``bot.catalog``), and
+    actions that compose texts pass the same; a message without it gives "".
+    """
+    for message in reversed(messages):
+        metadata = message.get("metadata")
+        if isinstance(metadata, dict) and isinstance(metadata.get("language"), str):
+            return metadata["language"]
+    return ""
+
+
+class TurnCollector(CollectingOutputChannel):
+    """Collects a bot turn's messages whole (Rasa's collector splits texts at blank lines and
+    drops the metadata): ``{"recipient_id", "text", "buttons", "metadata"}`` per message."""
+
+    async def send_response(self, recipient_id: Text, message: dict[str, Any]) -> None:
+        self.messages.append({
+            "recipient_id": recipient_id,
+            "text": message.get("text") or "",
+            "buttons": list(message.get("buttons") or []),
+            "metadata": dict(message.get("metadata") or {}),
+        })

@@ -119,7 +119,7 @@ class HelplineRestInput(InputChannel):
                 UserMessage(admitted.text, collector, admitted.conversation_id,
                             input_channel=self.name(), metadata=metadata)
             )
-            await self.gateway.remember_menu(admitted, collector.messages)
+            await self.gateway.remember_turn(admitted, collector.messages)
             return response.json(collector.messages)
 
         return hook

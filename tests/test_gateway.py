@@ -37,7 +37,7 @@ async def test_the_address_becomes_a_pseudonym_and_an_encrypted_route(gateway):
 async def test_digits_pick_the_last_menu_then_the_main_menu(gateway):
     first = await gateway.admit(ADDRESS, "2")
     assert first.text == gateway.main_menu()[1]
-    await gateway.remember_menu(first, [{"text": "?", "buttons": [
+    await gateway.remember_turn(first, [{"text": "?", "buttons": [
         {"title": "Yes", "payload": "/affirm"}, {"title": "No", "payload": "/deny"}]}])
     assert (await gateway.admit(ADDRESS, "2")).text == "/deny"
     assert (await gateway.admit(ADDRESS, "hello")).text == "hello"
@@ -46,7 +46,7 @@ async def test_digits_pick_the_last_menu_then_the_main_menu(gateway):
 async def test_an_erased_conversation_gets_no_route_back(gateway):
     admitted = await gateway.admit(ADDRESS, "exit")
     await erasure.erase(admitted.conversation_id)  # what the tracker store does on quick exit
-    await gateway.remember_menu(admitted, [{"text": "Ok.", "buttons": [{"title": "x", "payload": "/greet"}]}])
+    await gateway.remember_turn(admitted, [{"text": "Ok.", "buttons": [{"title": "x", "payload": "/greet"}]}])
     assert await gateway.reply_route(admitted.conversation_id) is None
 
 
@@ -60,13 +60,13 @@ async def test_what_came_in_is_never_logged(gateway):
 async def test_a_turn_that_changes_nothing_writes_nothing(gateway):
     menu = [{"text": "?", "buttons": [{"title": "Yes", "payload": "/affirm"}]}]
     first = await gateway.admit(ADDRESS, "hello")
-    await gateway.remember_menu(first, menu)
+    await gateway.remember_turn(first, menu)
     stored = gateway.routes._items[first.conversation_id][1]
     again = await gateway.admit(ADDRESS, "hello again")
-    await gateway.remember_menu(again, menu)
+    await gateway.remember_turn(again, menu)
     # Fernet tokens differ on every encryption: the same token means it was not rewritten.
     assert gateway.routes._items[first.conversation_id][1] == stored
     other = await gateway.admit(ADDRESS, "and now")
-    await gateway.remember_menu(other, [{"text": "menu"}])
+    await gateway.remember_turn(other, [{"text": "menu"}])
     assert gateway.routes._items[first.conversation_id][1] != stored
     assert (await gateway.reply_route(first.conversation_id)).menu == ()

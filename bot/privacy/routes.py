@@ -22,7 +22,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
 from cryptography.fernet import InvalidToken, MultiFernet
@@ -34,17 +34,25 @@ REDIS_PREFIX = "helpline:route:"
 
 @dataclass(frozen=True)
 class Route:
-    """How to reach a conversation: the channel, the provider address, the last menu."""
+    """How to reach a conversation, and what its channel must remember between turns.
+
+    ``menu``: payloads of the last buttons shown (typed digits map to them). ``language``: the
+    language of the last bot turn (for the channel's own words, such as a reply to a photo).
+    ``pending``: the rest of a long answer a channel had to split (SMS), sent on "more".
+    """
 
     channel: str
     address: str
     menu: tuple[str, ...] = ()
+    language: str = ""
+    pending: tuple[str, ...] = ()
 
     def with_menu(self, menu: tuple[str, ...]) -> "Route":
-        return Route(self.channel, self.address, tuple(menu))
+        return replace(self, menu=tuple(menu))
 
-    def __repr__(self) -> str:  # never show the address
-        return f"Route(channel={self.channel!r}, menu={len(self.menu)} options)"
+    def __repr__(self) -> str:  # never show the address nor what is pending
+        return (f"Route(channel={self.channel!r}, menu={len(self.menu)} options, "
+                f"language={self.language!r}, pending={len(self.pending)} parts)")
 
 
 class RouteCache(ABC):
@@ -58,7 +66,8 @@ class RouteCache(ABC):
         erasure.register(f"reply routes ({type(self).__name__} {id(self)})", self.forget)
 
     def seal(self, route: Route) -> bytes:
-        plain = json.dumps({"c": route.channel, "a": route.address, "m": list(route.menu)})
+        plain = json.dumps({"c": route.channel, "a": route.address, "m": list(route.menu),
+                            "l": route.language, "p": list(route.pending)})
         return self._fernet.encrypt(plain.encode("utf-8"))
 
     def open(self, token: bytes) -> Optional[Route]:
@@ -66,7 +75,8 @@ class RouteCache(ABC):
             data = json.loads(self._fernet.decrypt(token))
         except (InvalidToken, ValueError):
             return None
-        return Route(data["c"], data["a"], tuple(data.get("m", ())))
+        return Route(data["c"], data["a"], tuple(data.get("m", ())), data.get("l", ""),
+                     tuple(data.get("p", ())))
 
     @abstractmethod
     async def put(self, conversation_id: str, route: Route) -> None:

@@ -57,10 +57,13 @@ def start_action_server(port: int, log: Path, extra_args: tuple[str, ...] = (),
 
 
 def start_rasa_server(model: Path, port: int, action_url: str, log: Path,
-                      extra_args: tuple[str, ...] = (), **env: str) -> subprocess.Popen:
+                      extra_args: tuple[str, ...] = (), credentials: str = "credentials.yml",
+                      **env: str) -> subprocess.Popen:
     """Starts ``rasa run`` with the project's channels; returns once the channel answers.
 
-    Its secrets file and SQLite database are in the log's folder unless ``env`` says otherwise.
+    Its secrets file and SQLite database are in the log's folder unless ``env`` says otherwise;
+    ``credentials``: the channels' file (the project's own by default; it must keep the
+    ``helpline`` REST channel, which this waits for).
     """
     settings = {"HELPLINE_SECRETS_FILE": str(log.parent / "secrets.json"),
                 "HELPLINE_DATABASE_URL": f"sqlite:///{log.parent / 'helpline.db'}",
@@ -70,7 +73,7 @@ def start_rasa_server(model: Path, port: int, action_url: str, log: Path,
         process = subprocess.Popen(
             [sys.executable, "-m", "rasa", "run", "--model", str(model),
              "--interface", "127.0.0.1", "--port", str(port),
-             "--credentials", "credentials.yml", "--endpoints", "endpoints.yml", *extra_args],
+             "--credentials", str(credentials), "--endpoints", "endpoints.yml", *extra_args],
             cwd=PROJECT_ROOT, env=quiet_env(**settings),
             stdout=handle, stderr=subprocess.STDOUT,
         )
