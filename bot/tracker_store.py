@@ -40,6 +40,7 @@ from bot.deployment import Deployment, cached_deployment
 from bot.privacy import erasure
 from bot.privacy.logs import install_log_scrubber
 from bot.privacy.redaction import SlotRules, redact_event
+from bot import rasa_speedups
 from bot.settings import Settings
 from bot.storage import private_sqlite_file
 from bot.triage import NEED_CATEGORIES
@@ -147,6 +148,7 @@ class PrivateTrackerStore(TrackerStore):
     ) -> None:
         kwargs.pop("host", None)  # Rasa passes the endpoint's url as host; settings decide
         install_log_scrubber()
+        rasa_speedups.install()
         self.settings = settings or Settings.from_env()
         self.deployment = cached_deployment(self.settings.deployment_file)
         self.backend = (backend or self.settings.tracker_store).lower()
