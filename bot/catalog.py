@@ -147,8 +147,8 @@ def load_catalog(directory: Path = MESSAGES_DIR) -> Catalog:
                     f"{MAX_MESSAGE_CHARS})"
                 )
             used = {f for _, f, _, _ in string.Formatter().parse(text) if f}
-            for field in sorted(used - PLACEHOLDERS):
-                problems.append(f"{language}.yml: {name} uses unknown placeholder {{{field}}}")
+            for unknown in sorted(used - PLACEHOLDERS):
+                problems.append(f"{language}.yml: {name} uses unknown placeholder {{{unknown}}}")
             english = {f for _, f, _, _ in string.Formatter().parse(texts["en"].get(name, "")) if f}
             if used != english:
                 problems.append(f"{language}.yml: {name} placeholders differ from en.yml")

@@ -26,6 +26,15 @@ _RANGE = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-4]):([0-5]
 _TOP_KEYS = {"organisation", "languages", "default_language", "emergency_contacts",
              "human_cover", "retention"}
 _RETENTION_KEYS = {"conversation_idle_hours", "reply_route_idle_hours", "closed_case_days"}
+_OPTIONAL_KEYS = {"sms", "web_chat"}
+_WEB_CHAT_KEYS = {"quick_exit_url"}
+# The web chat's quick exit: an https:// address, or a path on this site (not "//host").
+_QUICK_EXIT_URL = re.compile(
+    r"^(https://[A-Za-z0-9.\-]+(:[0-9]{1,5})?(/[^\s\"'<>\\]*)?"
+    r"|/([^\s\"'<>\\/][^\s\"'<>\\]*)?)$"
+)
+_SMS_KEYS = {"segment_budget", "fold_accents"}
+MAX_SEGMENT_BUDGET = 10
 
 
 class DeploymentError(ValueError):
@@ -74,6 +83,15 @@ class Retention:
 
 
 @dataclass(frozen=True)
+class SmsSettings:
+    """How SMS turns are cut: at most ``segment_budget`` segments per message sent (the rest
+    waits for "more"); ``fold_accents`` writes é as e where that keeps a text in GSM-7."""
+
+    segment_budget: int = 2
+    fold_accents: bool = True
+
+
+@dataclass(frozen=True)
 class Deployment:
     """A validated deployment file."""
 
@@ -83,6 +101,9 @@ class Deployment:
     emergency_contacts: Mapping[str, tuple[EmergencyContact, ...]]
     human_cover: HumanCover
     retention: Retention
+    sms: SmsSettings = SmsSettings()
+    # Where the web chat's quick exit goes; None: the channel's own neutral page.
+    web_quick_exit_url: Optional[str] = None
 
     def contacts_for(self, area: Optional[str]) -> tuple[EmergencyContact, ...]:
         """Emergency contacts of ``area`` (a country or area code), else the default list."""
@@ -128,8 +149,9 @@ def parse_deployment(data: Any, path: Path = Path("<memory>")) -> Deployment:
     problems: list[str] = []
     if not isinstance(data, dict):
         raise DeploymentError(path, ["the file must be a mapping of settings"])
-    for key in sorted(set(data) - _TOP_KEYS):
-        problems.append(f"{key}: unknown setting (expected one of {sorted(_TOP_KEYS)})")
+    for key in sorted(set(data) - _TOP_KEYS - _OPTIONAL_KEYS):
+        problems.append(f"{key}: unknown setting (expected one of "
+                        f"{sorted(_TOP_KEYS | _OPTIONAL_KEYS)})")
     for key in sorted(_TOP_KEYS - set(data)):
         problems.append(f"{key}: missing")
 
@@ -143,6 +165,8 @@ def parse_deployment(data: Any, path: Path = Path("<memory>")) -> Deployment:
     contacts = _emergency_contacts(data.get("emergency_contacts"), languages, problems)
     cover = _human_cover(data.get("human_cover"), problems)
     retention = _retention(data.get("retention"), problems)
+    sms = _sms(data.get("sms"), problems)
+    quick_exit_url = _web_chat(data.get("web_chat"), problems)
     if problems:
         raise DeploymentError(path, problems)
     return Deployment(
@@ -152,6 +176,8 @@ def parse_deployment(data: Any, path: Path = Path("<memory>")) -> Deployment:
         emergency_contacts=contacts,
         human_cover=cover,
         retention=retention,
+        sms=sms,
+        web_quick_exit_url=quick_exit_url,
     )
 
 
@@ -301,3 +327,42 @@ def _retention(value: Any, problems: list[str]) -> Retention:
             problems.append(f"retention.{key}: must be a whole number above 0, got {number!r}")
         numbers[key] = number if isinstance(number, int) else 0
     return Retention(**numbers)
+
+
+def _sms(value: Any, problems: list[str]) -> SmsSettings:
+    if value is None:
+        return SmsSettings()
+    if not isinstance(value, dict):
+        problems.append("sms: must be a mapping with " + ", ".join(sorted(_SMS_KEYS)))
+        return SmsSettings()
+    for key in sorted(set(value) - _SMS_KEYS):
+        problems.append(f"sms.{key}: unknown setting")
+    budget = value.get("segment_budget", SmsSettings.segment_budget)
+    if isinstance(budget, bool) or not isinstance(budget, int) or not 1 <= budget <= MAX_SEGMENT_BUDGET:
+        problems.append(f"sms.segment_budget: must be a whole number from 1 to "
+                        f"{MAX_SEGMENT_BUDGET}, got {budget!r}")
+        budget = SmsSettings.segment_budget
+    fold = value.get("fold_accents", SmsSettings.fold_accents)
+    if not isinstance(fold, bool):
+        problems.append(f"sms.fold_accents: must be true or false, got {fold!r}")
+        fold = SmsSettings.fold_accents
+    return SmsSettings(budget, fold)
+
+
+def _web_chat(value: Any, problems: list[str]) -> Optional[str]:
+    """The web chat's quick-exit address: an https:// address or a path on this site."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        problems.append("web_chat: must be a mapping with " + ", ".join(sorted(_WEB_CHAT_KEYS)))
+        return None
+    for key in sorted(set(value) - _WEB_CHAT_KEYS):
+        problems.append(f"web_chat.{key}: unknown setting")
+    url = value.get("quick_exit_url")
+    if url is None:
+        return None
+    if not isinstance(url, str) or not _QUICK_EXIT_URL.match(url.strip()):
+        problems.append(f"web_chat.quick_exit_url: must be an https:// address or a path "
+                        f"starting with / on this site, got {url!r}")
+        return None
+    return url.strip()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Callable
 
 GSM7_BASIC = frozenset(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
@@ -21,7 +22,7 @@ GSM7_BASIC = frozenset(
 GSM7_EXTENSION = frozenset("^{}\\[~]|€\f")
 SINGLE = {"gsm7": 160, "ucs2": 70}
 CONCATENATED = {"gsm7": 153, "ucs2": 67}
-_SENTENCE_END = re.compile(r"(?<=[.!?؟。])\s+|\n+")
+_SENTENCE_END = re.compile(r"(?<=[.!?؟。;؛])\s+|\n+")  # after ; too: contact lists
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def split_to_budget(text: str, budget: int) -> list[str]:
         return [text]
     parts: list[str] = []
     current = ""
-    for piece in _pieces(text, fits):
+    for piece in sentence_pieces(text, fits):
         candidate = f"{current} {piece}" if current else piece
         if fits(candidate):
             current = candidate
@@ -85,7 +86,7 @@ def split_to_budget(text: str, budget: int) -> list[str]:
     return parts
 
 
-def _pieces(text: str, fits) -> list[str]:
+def sentence_pieces(text: str, fits: Callable[[str], bool]) -> list[str]:
     """Sentences, each cut further into words or characters when it alone is too long."""
     pieces: list[str] = []
     for sentence in (s.strip() for s in _SENTENCE_END.split(text)):

@@ -90,7 +90,9 @@ class TwilioSender:
         self._session = None
 
     def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
+        stale = self._session is not None and getattr(self._session, "_loop", None) is not \
+            asyncio.get_running_loop()  # a session belongs to the loop that made it
+        if self._session is None or self._session.closed or stale:
             self._session = aiohttp.ClientSession(
                 auth=aiohttp.BasicAuth(self.config.account_sid, self.config.auth_token),
                 timeout=aiohttp.ClientTimeout(total=self.config.timeout_seconds),

@@ -130,6 +130,17 @@ def test_stop_and_other_intents_inside_the_questions(assistant):
     ])
 
 
+def test_unsubscribe_inside_the_questions_ends_them(assistant):
+    # on SMS a lone STOP is the carrier's opt-out word and arrives as /unsubscribe
+    conversation(assistant, "fr", [
+        (choose("fr"), ["utter_language_set", "utter_menu"]),
+        ("/check_situation", ["utter_screening_consent"]),
+        ("/affirm", ["utter_ask_q_safe_now"]),
+        ("/unsubscribe", ["utter_screening_stopped"]),
+        ("/greet", ["utter_greet"]),  # START afterwards: a fresh start, no question re-asked
+    ])
+
+
 def test_quick_exit_inside_the_questions_resets_everything(assistant):
     sender = f"exit-{uuid.uuid4().hex[:8]}"
     assistant.say(sender, choose("es"))

@@ -20,7 +20,7 @@ from typing import Optional, Union
 
 from aiohttp import web
 
-from tests.utils.assistant import free_port
+from tests.utils.local_server import LocalServer
 
 
 @dataclass
@@ -32,7 +32,7 @@ class Received:
 
 
 @dataclass
-class FakeTwilio:
+class FakeTwilio(LocalServer):
     account_sid: str = "AC" + "0" * 32
     auth_token: str = "fake-token-for-tests"
     unsubscribed: set = field(default_factory=set)
@@ -41,12 +41,11 @@ class FakeTwilio:
     slow_seconds: float = 2.0
     received: list = field(default_factory=list)
 
+    name = "Twilio"
+
     def __post_init__(self) -> None:
-        self.port = free_port()
+        LocalServer.__init__(self)
         self._ids = itertools.count(1)
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._runner: Optional[web.AppRunner] = None
-        self._ready = threading.Event()
         self._lock = threading.Lock()
 
     @property
@@ -91,36 +90,5 @@ class FakeTwilio:
         record.answered = 201
         return web.json_response({"sid": f"SM{next(self._ids):032d}", "status": "queued"}, status=201)
 
-    def start(self) -> "FakeTwilio":
-        def run() -> None:
-            self._loop = asyncio.new_event_loop()
-            app = web.Application()
-            app.router.add_post("/2010-04-01/Accounts/{account}/Messages.json", self._messages)
-            self._runner = web.AppRunner(app)
-            self._loop.run_until_complete(self._runner.setup())
-            self._loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port,
-                                                         shutdown_timeout=0.5).start())
-            self._ready.set()
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("the fake Twilio server did not start")
-        return self
-
-    def stop(self) -> None:
-        """Stops the server (again: nothing)."""
-        loop, self._loop = self._loop, None
-        if loop is None:
-            return
-        async def shutdown() -> None:
-            await self._runner.cleanup()
-            pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in pending:  # replies still "timing out"
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-
-        asyncio.run_coroutine_threadsafe(shutdown(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        self._thread.join(10)
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/2010-04-01/Accounts/{account}/Messages.json", self._messages)

@@ -1,0 +1,329 @@
+"""SMS over Twilio: a signed webhook in, the Messages API out.
+
+Twilio POSTs each incoming SMS (form fields From, Body, NumMedia, OptOutType...) to
+``/webhooks/sms/webhook``. The channel
+
+1. checks ``X-Twilio-Signature`` against the auth token and the public ``webhook_url`` (the
+   exact URL configured at Twilio): a forged or unsigned request gets 403, nothing else
+   happens, and the log says so without any of the request's content;
+2. reads keywords (``sms_keywords.yml``): STOP and its French, Arabic and Spanish equivalents
+   become ``/unsubscribe``, START ``/greet``, HELP and MENU ``/menu``; MORE sends the next
+   waiting part of the last answer, if any;
+3. answers a message that is only a picture, a voice note or another file with a short text
+   in the conversation's language (no Rasa turn);
+4. hands the text to Rasa under the sender's pseudonym (``channels.gateway``: typed digits
+   become the payload of the matching option of the last menu);
+5. renders the turn as SMS (``channels.sms_text``: numbered options, at most the deployment's
+   ``sms.segment_budget`` segments per message, the rest kept in the encrypted reply route for
+   "more") and sends the first part through ``TwilioSender`` (retries 429, 5xx and timeouts)
+   in a background task, so the webhook answers Twilio at once with an empty TwiML response.
+
+With Twilio's default opt-out handling (``provider_opt_out: true``, the default) Twilio
+answers STOP itself and blocks the number, so the assistant sends nothing to a STOP word;
+the word still reaches Rasa as ``/unsubscribe`` (ending any questions in progress).
+
+Credentials (credentials.yml, ``${VAR}`` is read from the environment by Rasa)::
+
+    channels.sms.SmsInput:
+      account_sid: ${HELPLINE_TWILIO_ACCOUNT_SID}
+      auth_token: ${HELPLINE_TWILIO_AUTH_TOKEN}
+      sender: ${HELPLINE_TWILIO_SENDER}          # +number or Messaging Service SID (MG...)
+      webhook_url: https://helpline.example.org/webhooks/sms/webhook
+      # api_url: http://127.0.0.1:PORT           # tests only
+      # provider_opt_out: true
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Dict, Optional, Sequence, Text
+from urllib.parse import parse_qs
+
+import yaml
+from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+from twilio.request_validator import RequestValidator
+
+from bot.catalog import load_catalog
+from bot.deployment import SmsSettings, cached_deployment
+from bot.keywords import normalise
+from bot.settings import Settings
+from channels.gateway import Admitted, Gateway
+from channels.menus import TurnCollector
+from channels.sms_text import render_turn
+from channels.twilio_api import TWILIO_API_URL, SendError, TwilioConfig, TwilioSender
+
+logger = logging.getLogger(__name__)
+KEYWORDS_FILE = Path(__file__).resolve().parent / "sms_keywords.yml"
+MAX_BODY_CHARS = 1600  # Twilio's own limit for one message
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+
+
+@dataclass(frozen=True)
+class Keywords:
+    """Normalised whole-message words and what they mean on SMS."""
+
+    payloads: Dict[str, str]  # word -> payload
+    provider_stop: frozenset  # words Twilio opts a number out on
+    more: frozenset
+
+    def payload(self, text: str) -> Optional[str]:
+        return self.payloads.get(normalise(text))
+
+    def is_provider_stop(self, text: str) -> bool:
+        return normalise(text) in self.provider_stop
+
+    def is_more(self, text: str) -> bool:
+        return normalise(text) in self.more or text.strip() == "/more"
+
+
+@lru_cache(maxsize=2)
+def load_keywords(path: Path = KEYWORDS_FILE) -> Keywords:
+    """Reads ``sms_keywords.yml``.
+
+    Raises:
+        ValueError: a malformed file, or a word listed under two meanings.
+    """
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    payloads: Dict[str, str] = {}
+    more: set = set()
+    for meaning, entry in data.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("words"), list):
+            raise ValueError(f"{Path(path).name}: {meaning} must have a list of words")
+        for word in entry["words"]:
+            key = normalise(str(word))
+            if not key or key in payloads or key in more:
+                raise ValueError(f"{Path(path).name}: {word!r} is empty or listed twice")
+            if meaning == "more":
+                more.add(key)
+            elif "payload" in entry:
+                payloads[key] = str(entry["payload"])
+            else:
+                raise ValueError(f"{Path(path).name}: {meaning} needs a payload")
+    provider = frozenset(normalise(str(w)) for w in (data.get("stop") or {}).get("provider", []))
+    return Keywords(payloads, provider, frozenset(more))
+
+
+@dataclass(frozen=True)
+class SmsConfig:
+    """The channel's credentials and how it speaks SMS."""
+
+    twilio: TwilioConfig
+    webhook_url: str
+    provider_opt_out: bool = True
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "SmsConfig":
+        """Raises ValueError naming each missing or wrong key (never printing the token)."""
+        values = dict(credentials or {})
+        missing = [k for k in ("account_sid", "auth_token", "sender", "webhook_url")
+                   if not str(values.get(k) or "").strip()]
+        if missing:
+            raise ValueError("SMS channel (credentials.yml, channels.sms.SmsInput): "
+                             f"missing {', '.join(missing)}")
+        url = str(values["webhook_url"]).strip()
+        if not url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            raise ValueError("SMS channel: webhook_url must be the https URL Twilio calls")
+        opt_out = values.get("provider_opt_out", True)
+        if not isinstance(opt_out, bool):
+            raise ValueError("SMS channel: provider_opt_out must be true or false")
+        twilio = TwilioConfig(
+            account_sid=str(values["account_sid"]).strip(),
+            auth_token=str(values["auth_token"]).strip(),
+            sender=str(values["sender"]).strip(),
+            api_url=str(values.get("api_url") or TWILIO_API_URL).strip(),
+        )
+        return cls(twilio, url, opt_out)
+
+
+class FormFields(dict):
+    """Field -> list of values; ``getlist`` is how Twilio's validator reads several values."""
+
+    def getlist(self, name: str) -> list:
+        return self[name]
+
+
+def signed_form(request: Request) -> FormFields:
+    """The webhook's form fields with empty ones kept (Twilio signs the ``Body=`` of a
+    picture; Sanic's own form parser drops it); none for a body that is not a form."""
+    if not (request.content_type or "").startswith("application/x-www-form-urlencoded"):
+        return FormFields()
+    try:
+        return FormFields(parse_qs((request.body or b"").decode("utf-8"), keep_blank_values=True))
+    except (UnicodeDecodeError, ValueError):
+        return FormFields()
+
+
+def form_values(form: FormFields) -> Dict[str, str]:
+    """One value per field (Twilio sends each field once)."""
+    return {key: values[0] if values else "" for key, values in form.items()}
+
+
+class SmsInput(InputChannel):
+    """Twilio SMS webhook with signature check, keywords, numbered options, segment budget."""
+
+    @classmethod
+    def name(cls) -> Text:
+        return "sms"
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "SmsInput":
+        channel = cls(SmsConfig.from_credentials(credentials))
+        channel.gateway.open()
+        return channel
+
+    def __init__(self, config: SmsConfig, gateway: Optional[Gateway] = None,
+                 sms: Optional[SmsSettings] = None, background: bool = True,
+                 sender: Optional[TwilioSender] = None) -> None:
+        """``background``: send after answering the webhook (False: before, for tests)."""
+        self.config = config
+        self.gateway = gateway or Gateway(self.name())
+        self._sms = sms
+        self.background = background
+        self.sender = sender or TwilioSender(config.twilio)
+        self.validator = RequestValidator(config.twilio.auth_token)
+        self._tasks: set = set()
+
+    @property
+    def sms(self) -> SmsSettings:
+        if self._sms is None:
+            self._sms = cached_deployment(Settings.from_env().deployment_file).sms
+        return self._sms
+
+    def blueprint(
+        self, on_new_message: Callable[[UserMessage], Awaitable[Any]]
+    ) -> Blueprint:
+        hook = Blueprint("helpline_sms_webhook", __name__)
+
+        @hook.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @hook.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            signature = request.headers.get("X-Twilio-Signature", "")
+            form = signed_form(request)
+            if not signature or not self.validator.validate(self.config.webhook_url, form, signature):
+                logger.warning("sms channel: refused a request without a valid Twilio signature")
+                return response.text("invalid signature", status=403)
+            fields = form_values(form)
+            address, body = fields.get("From", "").strip(), fields.get("Body", "")
+            if not address:
+                return response.text("'From' is missing", status=400)
+            if len(body) > MAX_BODY_CHARS:
+                return response.text(f"'Body' is longer than {MAX_BODY_CHARS} characters", status=400)
+            await self.handle(address, body, fields, on_new_message)
+            return response.text(EMPTY_TWIML, content_type="text/xml")
+
+        return hook
+
+    async def handle(self, address: str, body: str, fields: Dict[str, str],
+                     on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> None:
+        """One incoming SMS: keywords, media, "more", or a Rasa turn; then the reply."""
+        keywords = load_keywords()
+        text = body.strip()
+        opt_out = fields.get("OptOutType", "").upper()  # Twilio Advanced Opt-Out
+        provider_stop = opt_out == "STOP" or keywords.is_provider_stop(text)
+        has_media = _int(fields.get("NumMedia")) > 0
+        if opt_out == "STOP":
+            text = "/unsubscribe"
+        elif opt_out == "START":
+            text = "/greet"
+        elif opt_out == "HELP":
+            text = "/menu"
+        else:
+            text = keywords.payload(text) or text
+        admitted = await self.gateway.admit(address, text)
+        if not text and has_media:
+            await self._reply(admitted, [self._words("media_unsupported", admitted)])
+            return
+        if (keywords.is_more(text) or admitted.text == "/more") and admitted.route.pending:
+            part = await self.gateway.take_pending(admitted)
+            await self._reply(admitted, [part] if part else [])
+            return
+        if not text:
+            return  # an empty SMS: nothing to answer
+        collector = TurnCollector()
+        await on_new_message(UserMessage(admitted.text, collector, admitted.conversation_id,
+                                         input_channel=self.name()))
+        parts = self.render(collector.messages, admitted)
+        await self.gateway.remember_turn(admitted, collector.messages, pending=parts[1:])
+        if provider_stop and self.config.provider_opt_out:
+            logger.info("sms channel: no reply to an opt-out word (the provider answers it)")
+            return
+        await self._reply(admitted, parts[:1])
+
+    def render(self, messages: Sequence[dict], admitted: Admitted) -> list[str]:
+        from channels.menus import language_of
+
+        language = language_of(messages) or admitted.route.language
+        hint = self._words("sms_more", admitted, language)
+        return render_turn(messages, hint, self.sms.segment_budget, self.sms.fold_accents)
+
+    def _words(self, key: str, admitted: Admitted, language: str = "") -> str:
+        deployment = cached_deployment(Settings.from_env().deployment_file)
+        chosen = deployment.language_or_default(language or admitted.route.language)
+        return load_catalog().channel_text(key, chosen)
+
+    async def _reply(self, admitted: Admitted, parts: Sequence[str]) -> None:
+        if not parts:
+            return
+        delivery = self._deliver(admitted.route.address, list(parts))
+        if not self.background:
+            await delivery
+            return
+        task = asyncio.get_running_loop().create_task(delivery)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, address: str, parts: list[str]) -> None:
+        for part in parts:
+            try:
+                await self.sender.send(address, part)
+            except SendError as exc:
+                logger.warning("sms channel: a reply was not delivered (%s, after %d attempt(s))",
+                               "refused" if exc.permanent else "gave up", exc.attempts)
+                return
+
+    def get_output_channel(self) -> OutputChannel:
+        return SmsPushOutput(self)
+
+
+class SmsPushOutput(OutputChannel):
+    """Sends messages Rasa pushes to a conversation (``trigger_intent`` with
+    ``output_channel=latest``, e.g. a caseworker's reply) to its reply route, if it has one."""
+
+    def __init__(self, channel: SmsInput) -> None:
+        self.channel = channel
+
+    @classmethod
+    def name(cls) -> Text:
+        return SmsInput.name()
+
+    async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
+        route = await self.channel.gateway.reply_route(recipient_id)
+        if route is None:
+            logger.info("sms channel: no reply route for a pushed message (expired or erased)")
+            return
+        admitted = Admitted(recipient_id, "", route)
+        turn = [{"text": message.get("text") or "", "buttons": message.get("buttons") or [],
+                 "metadata": message.get("metadata") or {}}]
+        parts = self.channel.render(turn, admitted)
+        await self.channel.gateway.remember_turn(admitted, turn, pending=parts[1:])
+        await self.channel._reply(admitted, parts[:1])
+
+    async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
+        await self.send_response(recipient_id, {"text": text, **kwargs})
+
+
+def _int(value: Optional[str]) -> int:
+    try:
+        return int(value or 0)
+    except ValueError:
+        return 0
