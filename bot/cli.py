@@ -19,6 +19,9 @@ Usage:
                               add or update gazetteer places (names per language, spellings)
     helpline services sample  with the sample deployment file and an empty directory only:
                               import the fictional sample directory and places
+    helpline telegram webhook set|info|delete [--credentials FILE]
+                              register the Telegram webhook (webhook_url, secret_token),
+                              show its state, or remove it
 """
 
 from __future__ import annotations
@@ -332,6 +335,83 @@ def services_export(settings: Settings, target: str) -> int:
         engine.dispose()
 
 
+TELEGRAM_CHANNEL = "channels.telegram.TelegramInput"
+TELEGRAM_WEBHOOK_PATH = "/webhooks/telegram/webhook"
+
+
+def telegram_webhook(action: str, credentials: Path) -> int:
+    """``helpline telegram webhook set|info|delete``: the settings come from the channel's
+    section of the credentials file (${VARS} expanded as Rasa does); never prints the token."""
+    import asyncio
+
+    from rasa.shared.exceptions import RasaException
+    from rasa.shared.utils.io import read_config_file
+
+    from channels.telegram_api import (
+        ALLOWED_UPDATES, SendError, TelegramConfig, TelegramSender, TelegramSettingsError,
+    )
+
+    try:
+        channels = read_config_file(credentials)
+    except (RasaException, OSError, ValueError) as exc:
+        print(f"credentials: {exc}", file=sys.stderr)
+        return 2
+    if TELEGRAM_CHANNEL not in (channels or {}):
+        also = " (the `telegram` section is Rasa's own channel, not this one)" if "telegram" in (channels or {}) else ""
+        print(f"credentials: {credentials} has no {TELEGRAM_CHANNEL} section{also}", file=sys.stderr)
+        return 2
+    try:
+        config = TelegramConfig.from_credentials(channels[TELEGRAM_CHANNEL])
+    except TelegramSettingsError as exc:
+        print(f"credentials: {exc}", file=sys.stderr)
+        return 2
+    if action == "set" and not config.webhook_url:
+        print(f"credentials: {TELEGRAM_CHANNEL} needs 'webhook_url' (the public https URL ending "
+              f"in {TELEGRAM_WEBHOOK_PATH}) to set the webhook", file=sys.stderr)
+        return 2
+
+    async def run() -> list[str]:
+        sender = TelegramSender(config, max_attempts=3)
+        try:
+            me = await sender.call("getMe", lambda bot: bot.get_me())
+            lines = [f"bot: @{me.username}"]
+            if action == "set":
+                await sender.call("setWebhook", lambda bot: bot.set_webhook(
+                    config.webhook_url, secret_token=config.secret_token,
+                    allowed_updates=list(ALLOWED_UPDATES)))
+                lines.append(f"webhook set: {config.webhook_url} "
+                             f"(updates: {', '.join(ALLOWED_UPDATES)}; with the secret token)")
+                if not config.webhook_url.rstrip("/").endswith(TELEGRAM_WEBHOOK_PATH):
+                    lines.append(f"warning: the channel listens on {TELEGRAM_WEBHOOK_PATH}; "
+                                 f"a proxy must forward the webhook URL there")
+            elif action == "info":
+                info = await sender.call("getWebhookInfo", lambda bot: bot.get_webhook_info())
+                error = "none"
+                if info.last_error_message:
+                    when = info.last_error_date.isoformat() if info.last_error_date else "?"
+                    error = f"{when}: {info.last_error_message}"
+                lines += [f"url: {info.url or '(none: no webhook set)'}",
+                          f"pending updates: {info.pending_update_count}",
+                          f"last error: {error}"]
+                if info.allowed_updates:
+                    lines.append(f"allowed updates: {', '.join(info.allowed_updates)}")
+            else:
+                await sender.call("deleteWebhook", lambda bot: bot.delete_webhook())
+                lines.append("webhook deleted")
+            return lines
+        finally:
+            await sender.close()
+
+    try:
+        lines = asyncio.run(run())
+    except SendError as exc:
+        hint = " (check 'token')" if exc.reason == "InvalidToken" else ""
+        print(f"telegram: {exc}{hint}", file=sys.stderr)
+        return 2
+    print("\n".join(lines))
+    return 0
+
+
 def train(settings: Settings, force: bool = False) -> Path:
     """Trains into ``model_path`` unless that file exists; returns the model path."""
     target = model_path(settings)
@@ -419,6 +499,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     places_commands = places_parser.add_subparsers(dest="places_command", required=True)
     places_import_parser = places_commands.add_parser("import", help="import a places file")
     places_import_parser.add_argument("file")
+    telegram_parser = commands.add_parser("telegram", help="the Telegram channel")
+    telegram_commands = telegram_parser.add_subparsers(dest="telegram_command", required=True)
+    webhook_parser = telegram_commands.add_parser("webhook", help="set, show or delete the webhook")
+    webhook_parser.add_argument("action", choices=["set", "info", "delete"])
+    webhook_parser.add_argument("--credentials", default=str(PROJECT_ROOT / "credentials.yml"),
+                                help="the credentials file (default: the project's)")
     args = parser.parse_args(argv)
 
     try:
@@ -474,6 +560,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         return services_export(settings, args.file)
     if args.command == "places":
         return places_import(settings, args.file)
+    if args.command == "telegram":
+        return telegram_webhook(args.action, Path(args.credentials))
     return 2
 
 

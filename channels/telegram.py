@@ -1,0 +1,401 @@
+"""The Telegram channel: a Bot API webhook, answered through python-telegram-bot.
+
+POST /webhooks/telegram/webhook receives Telegram's updates; GET /webhooks/telegram/ is a
+health check. Settings (credentials.yml, ``channels.telegram.TelegramInput``): ``token`` and
+``secret_token`` (both best given as ``${ENV_VAR}`` references), optional ``api_url`` and
+``webhook_url`` (see ``channels.telegram_api.TelegramConfig``).
+
+Every update must carry the header ``X-Telegram-Bot-Api-Secret-Token`` with the configured
+secret (compared in constant time), else 403 and nothing is read. A body that is not an update
+gets 400. Then, from private chats only (other chats are ignored):
+
+- a text message goes to Rasa as typed (a typed digit picks the last menu's option, through
+  ``channels.gateway``); an edited message counts as a new message with the edited text;
+- the commands ``/start``, ``/help``, ``/exit``, ``/delete`` (also ``/start@botname``) become
+  ``/greet``, ``/menu``, ``/quick_exit``, ``/forget_me``; any other command the menu;
+- a shared location becomes the ``/inform_location`` payload of the services search (an
+  edited location, i.e. a live location moving, is ignored);
+- a press of an inline button (callback query) sends that button's payload, and the press is
+  always answered (answerCallbackQuery) so that the client stops its spinner;
+- a sticker, photo, voice note, video, document, audio, animation or contact gets no Rasa turn,
+  only the channel's "I can only read text" reply in the conversation's language.
+
+Buttons become an inline keyboard, one button per row. A button's ``callback_data`` (at most
+64 bytes) is its payload when that fits, else ``#<n>:<fingerprint>``: the n-th (1-based)
+option of the menu remembered in the reply route, and a short hash of that menu, so that a
+press on an older keyboard whose menu is no longer remembered gets the main menu instead of
+the wrong option. Texts are sent plain (no parse mode).
+
+The webhook answers 200 as soon as the turn is done; the replies go out in a background task
+per turn, in order, and one conversation's turns in the order they came (``TelegramSender``
+retries 429, 5xx and timeouts; a blocked bot stops the turn's sending).
+
+Privacy: the chat id goes only to ``Gateway.admit`` (pseudonymous conversation id, encrypted
+reply route); Rasa gets no metadata (no names, no usernames); logs carry neither chat ids,
+names nor texts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import re
+from dataclasses import dataclass, replace
+from typing import Any, Awaitable, Callable, Dict, Optional, Sequence, Text
+
+from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+from telegram import Message, Update
+
+from bot.catalog import load_catalog
+from bot.deployment import cached_deployment
+from bot.privacy.logs import remember_sensitive
+from bot.privacy.routes import Route
+from bot.services.reply import location_payload
+from bot.settings import Settings
+from channels.gateway import Admitted, Gateway
+from channels.menus import TurnCollector, payloads_of
+from channels.telegram_api import (
+    SendError, TelegramConfig, TelegramSender, fits_callback, keyboard,
+)
+
+logger = logging.getLogger(__name__)
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+COMMANDS = {"start": "/greet", "help": "/menu", "exit": "/quick_exit", "delete": "/forget_me"}
+UNKNOWN_COMMAND = "/menu"
+MEDIA = ("sticker", "photo", "voice", "video", "video_note", "document", "audio", "animation",
+         "contact", "poll", "dice", "game", "story", "paid_media")
+_COMMAND = re.compile(r"/([A-Za-z0-9_]{1,64})(?:@([A-Za-z0-9_]{1,64}))?(?:\s|$)")
+_INDEXED = re.compile(r"#(\d{1,3}):([0-9a-f]{8})")
+STOP_WAIT_SECONDS = 10.0
+
+
+class RequestError(ValueError):
+    """An update the channel refuses, with a message safe to return to the caller."""
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """What an update asks for. ``kind``: text, command, location, callback, media."""
+
+    chat_id: int
+    kind: str
+    text: str = ""  # what goes to the gateway (the raw callback data for a callback)
+    callback_id: Optional[str] = None
+    names: tuple[str, ...] = ()  # the sender's names: never logged, never given to Rasa
+    typed: str = ""  # what the person wrote, for the log scrubber's memory
+
+
+def command_payload(text: str) -> Optional[str]:
+    """The payload of a /command (``/start``, ``/start@helpline_bot args``); None for text."""
+    if not text.startswith("/"):
+        return None
+    match = _COMMAND.match(text)
+    if not match:
+        return UNKNOWN_COMMAND
+    return COMMANDS.get(match.group(1).lower(), UNKNOWN_COMMAND)
+
+
+def menu_fingerprint(menu: Sequence[str]) -> str:
+    return hashlib.sha256("\n".join(menu).encode("utf-8")).hexdigest()[:8]
+
+
+def callback_data(button: dict, menu: Sequence[str]) -> Optional[str]:
+    """A button's callback_data: its payload when it fits in 64 bytes, else its place in the
+    remembered ``menu`` (``#n:fingerprint``); None when it has neither (left out)."""
+    payload = button.get("payload")
+    if not isinstance(payload, str) or not payload:
+        return None
+    if fits_callback(payload):
+        return payload
+    if payload in menu:
+        return f"#{list(menu).index(payload) + 1}:{menu_fingerprint(menu)}"
+    logger.warning("telegram channel: a button's payload is too long for Telegram and not in "
+                   "the turn's menu; the button is left out")
+    return None
+
+
+def pressed_payload(data: str, menu: Sequence[str]) -> str:
+    """The payload a pressed button stands for (see ``callback_data``); the main menu for a
+    press on a keyboard whose menu is no longer remembered or for unknown data."""
+    match = _INDEXED.fullmatch(data)
+    if match:
+        number = int(match.group(1))
+        if match.group(2) == menu_fingerprint(menu) and 1 <= number <= len(menu):
+            return menu[number - 1]
+        return UNKNOWN_COMMAND
+    return data if data.startswith("/") else UNKNOWN_COMMAND
+
+
+def read_update(body: Any, bot: Any) -> Optional[Incoming]:
+    """What the update asks for; None for an update the channel ignores.
+
+    Raises:
+        RequestError: the body is not a Telegram update.
+    """
+    if not isinstance(body, dict) or isinstance(body.get("update_id"), bool) \
+            or not isinstance(body.get("update_id"), int):
+        raise RequestError("the body must be a Telegram Update: a JSON object with an integer "
+                           "'update_id'")
+    try:
+        update = Update.de_json(body, bot)
+    except Exception:  # PTB raises KeyError, TypeError, ValueError... for malformed objects
+        raise RequestError("the body could not be read as a Telegram Update") from None
+    if update is None:
+        raise RequestError("the body could not be read as a Telegram Update")
+    if update.callback_query is not None:
+        query = update.callback_query
+        message = query.message
+        if message is None or message.chat.type != "private":
+            return Incoming(0, "ignored", callback_id=query.id)
+        return Incoming(message.chat.id, "callback", str(query.data or ""), query.id,
+                        _names(query.from_user))
+    message = update.message or update.edited_message
+    if message is None or message.chat.type != "private":
+        return None
+    names = _names(message.from_user)
+    edited = update.message is None
+    if message.text:
+        payload = command_payload(message.text)
+        if payload is not None:
+            return Incoming(message.chat.id, "command", payload, names=names, typed=message.text)
+        return Incoming(message.chat.id, "text", message.text, names=names, typed=message.text)
+    if message.location is not None:
+        if edited:  # a live location moving: not a new message
+            return None
+        location = message.location
+        return Incoming(message.chat.id, "location",
+                        location_payload(location.latitude, location.longitude), names=names)
+    if not edited and _is_media(message):
+        return Incoming(message.chat.id, "media", names=names)
+    return None
+
+
+def _names(user: Any) -> tuple[str, ...]:
+    if user is None:
+        return ()
+    return tuple(str(v) for v in (user.first_name, user.last_name, user.username, user.id) if v)
+
+
+def _is_media(message: Message) -> bool:
+    return any(getattr(message, kind, None) for kind in MEDIA)
+
+
+class TelegramInput(InputChannel):
+    """Telegram Bot API webhook with pseudonymous conversations and inline keyboards."""
+
+    @classmethod
+    def name(cls) -> Text:
+        return "telegram"
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "TelegramInput":
+        config = TelegramConfig.from_credentials(credentials)
+        if config.short_secret:
+            logger.warning("telegram channel: 'secret_token' is short; use 32 or more random "
+                           "characters")
+        channel = cls(TelegramSender(config))
+        channel.gateway.open()  # an unsafe or broken secrets file stops the server at start
+        return channel
+
+    def __init__(self, sender: TelegramSender, gateway: Optional[Gateway] = None) -> None:
+        self.sender = sender
+        self.gateway = gateway or Gateway(self.name())
+        self._secret = sender.config.secret_token.encode("utf-8")
+        self._tasks: set[asyncio.Task] = set()
+        self._last: dict[str, asyncio.Task] = {}  # conversation id -> its latest sending task
+        self._default_language: Optional[str] = None
+
+    # -- the webhook ------------------------------------------------------------------------
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        hook = Blueprint("helpline_telegram_webhook", __name__)
+
+        @hook.listener("after_server_start")
+        async def connect(*_: Any) -> None:
+            self._keep(asyncio.ensure_future(self._check_api()))
+
+        @hook.listener("before_server_stop")
+        async def close(*_: Any) -> None:
+            await self.drain(STOP_WAIT_SECONDS)
+            await self.sender.close()
+
+        @hook.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @hook.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            return await self.handle(request, on_new_message)
+
+        return hook
+
+    def secret_matches(self, given: Optional[str]) -> bool:
+        return hmac.compare_digest((given or "").encode("utf-8", "replace"), self._secret)
+
+    async def handle(self, request: Request,
+                     on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> HTTPResponse:
+        if not self.secret_matches(request.headers.get(SECRET_HEADER)):
+            logger.warning("telegram channel: refused an update without the right secret token")
+            return response.json({"error": "wrong or missing secret token"}, status=403)
+        try:
+            body = request.json
+        except Exception:  # sanic raises its own error types for bad JSON
+            body = None
+        try:
+            incoming = read_update(body, self.sender.bot)
+        except RequestError as exc:
+            logger.info("telegram channel: refused a request (%s)", exc)
+            return response.json({"error": str(exc)}, status=400)
+        if incoming is None:
+            return response.json({"status": "ignored"})
+        remember_sensitive(str(incoming.chat_id), incoming.typed, incoming.names)
+        if incoming.callback_id is not None:
+            self._keep(asyncio.ensure_future(self._answer_callback(incoming.callback_id)))
+        if incoming.kind == "ignored":
+            return response.json({"status": "ignored"})
+        if incoming.kind == "media":
+            await self._media_reply(incoming.chat_id)
+            return response.json({"status": "ok"})
+        await self._turn(incoming, on_new_message)
+        return response.json({"status": "ok"})
+
+    async def _turn(self, incoming: Incoming,
+                    on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> None:
+        admitted = await self.gateway.admit(str(incoming.chat_id), incoming.text)
+        if incoming.kind == "callback":
+            admitted = replace(admitted, text=pressed_payload(incoming.text, admitted.route.menu))
+        collector = TurnCollector()
+        try:
+            await on_new_message(UserMessage(admitted.text, collector, admitted.conversation_id,
+                                             input_channel=self.name()))
+        except Exception as exc:  # logged without its message, which may quote the text
+            logger.error("telegram channel: the turn failed (%s) for %s", type(exc).__name__,
+                         admitted.conversation_id)
+        await self.gateway.remember_turn(admitted, collector.messages)
+        self.schedule(admitted.conversation_id, incoming.chat_id, collector.messages)
+
+    async def _media_reply(self, chat_id: int) -> None:
+        conversation_id = self.gateway.conversation_id(str(chat_id))
+        route = await self.gateway.reply_route(conversation_id)
+        text = self.channel_text("media_unsupported", route.language if route else "")
+        self.schedule(conversation_id, chat_id, [{"text": text, "buttons": []}])
+
+    def default_language(self) -> str:
+        if self._default_language is None:
+            self._default_language = cached_deployment(
+                Settings.from_env().deployment_file).default_language
+        return self._default_language
+
+    def channel_text(self, key: str, language: str) -> str:
+        catalog = load_catalog()
+        try:
+            return catalog.channel_text(key, language or self.default_language())
+        except KeyError:
+            return catalog.channel_text(key, self.default_language())
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def _keep(self, task: asyncio.Task) -> asyncio.Task:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def schedule(self, conversation_id: str, chat_id: int | str,
+                 messages: Sequence[dict]) -> asyncio.Task:
+        """Sends a turn's messages in a background task, after the conversation's earlier ones."""
+        previous = self._last.get(conversation_id)
+
+        async def run() -> None:
+            if previous is not None and not previous.done():
+                await asyncio.wait([previous])
+            await self.deliver(chat_id, messages)
+
+        task = self._keep(asyncio.ensure_future(run()))
+        self._last[conversation_id] = task
+
+        def forget(done: asyncio.Task) -> None:
+            if self._last.get(conversation_id) is done:
+                del self._last[conversation_id]
+
+        task.add_done_callback(forget)
+        return task
+
+    async def deliver(self, chat_id: int | str, messages: Sequence[dict]) -> bool:
+        """Sends ``messages`` in order; stops at the first one Telegram did not take."""
+        menu = payloads_of(messages)
+        for message in messages:
+            text = message.get("text") or ""
+            buttons = message.get("buttons") or []
+            if not text.strip():
+                if not buttons:
+                    continue
+                text = "…"
+            markup = keyboard(buttons, lambda b: callback_data(b, menu)) if buttons else None
+            try:
+                await self.sender.send_text(chat_id, text, markup)
+            except SendError as exc:
+                logger.warning("telegram channel: a reply was not delivered, the rest of the turn "
+                               "is dropped (%s)", exc)
+                return False
+            except Exception as exc:  # never let a background task die silently
+                logger.error("telegram channel: sending failed (%s)", type(exc).__name__)
+                return False
+        return True
+
+    async def _answer_callback(self, callback_id: str) -> None:
+        try:
+            await self.sender.answer_callback(callback_id)
+        except SendError:
+            pass  # logged by the sender
+        except Exception as exc:
+            logger.error("telegram channel: answerCallbackQuery failed (%s)", type(exc).__name__)
+
+    async def _check_api(self) -> None:
+        try:
+            me = await self.sender.call("getMe", lambda bot: bot.get_me())
+            logger.info("telegram channel: connected to the Bot API as @%s", me.username)
+        except SendError as exc:
+            logger.error("telegram channel: the Bot API did not accept the bot at start-up (%s)", exc)
+
+    async def drain(self, seconds: float) -> None:
+        """Waits (at most ``seconds``) for the replies still being sent."""
+        pending = [t for t in self._tasks if not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=seconds)
+
+    # -- pushing ----------------------------------------------------------------------------
+
+    def get_output_channel(self) -> "TelegramOutput":
+        return TelegramOutput(self)
+
+
+class TelegramOutput(OutputChannel):
+    """Sends bot messages to a conversation id (messages pushed without a user message, e.g.
+    a caseworker's through trigger_intent with ``output_channel=latest``): the chat is the
+    address of the conversation's reply route; without a route nothing can be sent."""
+
+    def __init__(self, channel: TelegramInput) -> None:
+        self.channel = channel
+
+    @classmethod
+    def name(cls) -> Text:
+        return "telegram"
+
+    async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
+        route: Optional[Route] = await self.channel.gateway.reply_route(recipient_id)
+        if route is None or route.channel != TelegramInput.name():
+            logger.warning("telegram channel: no Telegram reply route for %s; message dropped",
+                           recipient_id)
+            return
+        turn = [{"text": message.get("text") or "", "buttons": list(message.get("buttons") or []),
+                 "metadata": dict(message.get("metadata") or {})}]
+        await self.channel.gateway.remember_turn(Admitted(recipient_id, "", route), turn)
+        await self.channel.schedule(recipient_id, route.address, turn)
+
+    async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
+        await self.send_response(recipient_id, {"text": text})

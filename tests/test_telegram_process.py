@@ -1,0 +1,114 @@
+"""The Telegram channel the whole way: a real Rasa server process with the trained model and
+the action server, its replies going to the local fake Bot API over HTTP."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from bot.catalog import load_catalog
+from tests.utils.assistant import free_port, start_rasa_server, stop
+from tests.utils.fake_telegram import FakeTelegram
+
+pytestmark = [pytest.mark.model, pytest.mark.slow]
+CATALOG = load_catalog()
+SECRET = "process-test-secret_0123456789abcdef"
+CHAT_ID = 5550001234
+_ids = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def telegram(model_path, action_server, tmp_path_factory):
+    """The fake Bot API and the webhook URL of a Rasa server whose channel sends to it."""
+    folder = tmp_path_factory.mktemp("telegram")
+    fake = FakeTelegram().start()
+    credentials = folder / "credentials.yml"
+    credentials.write_text(
+        "channels.rest.HelplineRestInput: {}\n"
+        "channels.telegram.TelegramInput:\n"
+        "  token: ${TEST_TELEGRAM_TOKEN}\n"
+        "  secret_token: ${TEST_TELEGRAM_SECRET}\n"
+        f"  api_url: {fake.api_url}\n", encoding="utf-8")
+    port = free_port()
+    try:
+        rasa = start_rasa_server(model_path, port, action_server, folder / "rasa.log",
+                                 credentials=str(credentials), TEST_TELEGRAM_TOKEN=fake.token,
+                                 TEST_TELEGRAM_SECRET=SECRET)
+    except Exception:
+        fake.stop()
+        raise
+    fake.log = folder / "rasa.log"
+    fake.webhook_url = f"http://127.0.0.1:{port}/webhooks/telegram/webhook"
+    yield fake
+    stop(rasa)
+    fake.stop()
+
+
+def post(fake: FakeTelegram, update: dict, secret: str = SECRET) -> int:
+    request = urllib.request.Request(fake.webhook_url, json.dumps(update).encode(), {
+        "Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": secret})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as reply:
+            return reply.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def text_update(text: str) -> dict:
+    return {"update_id": next(_ids), "message": {
+        "message_id": next(_ids), "date": int(time.time()), "text": text,
+        "chat": {"id": CHAT_ID, "type": "private", "first_name": "Test"},
+        "from": {"id": CHAT_ID, "is_bot": False, "first_name": "Test"}}}
+
+
+def press(data: str) -> dict:
+    return {"update_id": next(_ids), "callback_query": {
+        "id": f"press-{next(_ids)}", "chat_instance": "1", "data": data,
+        "from": {"id": CHAT_ID, "is_bot": False, "first_name": "Test"},
+        "message": {"message_id": 1, "date": int(time.time()), "text": "…",
+                    "chat": {"id": CHAT_ID, "type": "private"}}}}
+
+
+def replies(fake: FakeTelegram, count: int) -> list[dict]:
+    """Waits for ``count`` delivered messages, then a little longer for any extra one."""
+    fake.wait_for("sendMessage", count, seconds=60)
+    time.sleep(0.5)
+    return fake.sent()
+
+
+def test_a_conversation_over_telegram(telegram):
+    telegram.clear()
+    assert post(telegram, text_update("hello"), secret="wrong") == 403
+    assert post(telegram, text_update("hello")) == 200
+    sent = replies(telegram, 1)
+    assert len(sent) == 1 and sent[0]["chat_id"] == str(CHAT_ID)
+    keyboard = sent[0]["reply_markup"]["inline_keyboard"]
+    assert [row[0]["text"] for row in keyboard] == ["English", "Français", "العربية", "Español"]
+
+    telegram.clear()
+    assert post(telegram, press(keyboard[1][0]["callback_data"])) == 200  # Français
+    sent = replies(telegram, 2)
+    assert [p["text"] for p in sent] == [CATALOG.texts["fr"]["utter_language_set"],
+                                         CATALOG.texts["fr"]["utter_menu"]]
+    assert len(telegram.wait_for("answerCallbackQuery", 1)) == 1
+
+    telegram.clear()
+    assert post(telegram, text_update("/exit")) == 200
+    assert [p["text"] for p in replies(telegram, 1)] == [CATALOG.texts["fr"]["utter_quick_exit"]]
+
+    log = telegram.log.read_text(encoding="utf-8", errors="replace")
+    assert str(CHAT_ID) not in log and telegram.token.split(":")[1] not in log
+
+
+def test_a_reply_arrives_once_after_429_and_500(telegram):
+    telegram.clear()
+    telegram.script = [429, 500]
+    assert post(telegram, text_update("/start")) == 200
+    sent = replies(telegram, 1)
+    assert [c.answered for c in telegram.requests("sendMessage")] == [429, 500, 200]
+    assert len(sent) == 1 and sent[0]["reply_markup"]["inline_keyboard"]
