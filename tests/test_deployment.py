@@ -155,3 +155,19 @@ def test_the_error_lists_every_problem_readably(sample_data):
     assert text.startswith("deployment file deploy/site.yml is not valid:")
     assert "  - emergency_contacts.NG: no emergency contact given" in text
     assert "  - languages: must be a non-empty list of language codes" in text
+
+
+def test_the_web_chat_quick_exit_address(sample_data):
+    assert parse_deployment(sample_data).web_quick_exit_url is None  # the channel's own page
+    data = copy.deepcopy(sample_data)
+    for url in ("https://weather.example.org/", "https://example.org:8443/news?today=1", "/recipes"):
+        data["web_chat"] = {"quick_exit_url": url}
+        assert parse_deployment(data).web_quick_exit_url == url
+    for url in ("http://example.org/", "//example.org/", "javascript:alert(1)", "https://", 3):
+        data["web_chat"] = {"quick_exit_url": url}
+        assert any(p.startswith("web_chat.quick_exit_url: must be an https:// address")
+                   for p in problems_of(data)), url
+    data["web_chat"] = {"quick_exit": "/recipes"}
+    assert "web_chat.quick_exit: unknown setting" in problems_of(data)
+    data["web_chat"] = "https://example.org/"
+    assert problems_of(data) == ["web_chat: must be a mapping with quick_exit_url"]
