@@ -1,8 +1,10 @@
 """The privacy canary: fake identifying details go in, and none of them is anywhere afterwards.
 
-Scripted conversations over the REST channel carry canaries (``tests/utils/canary.py``) in
-their messages, metadata and sender ids, through real action and Rasa server processes
-logging at DEBUG. Afterwards every byte the system left is scanned: the SQLite file or a
+Scripted conversations over every channel carry canaries (``tests/utils/canary.py``): over
+SMS (the sender's number, signed Twilio webhooks, replies to a fake Twilio API), Telegram (the
+chat id, the person's names and username, replies to a fake Bot API), the web chat and the
+REST channel (messages, metadata, sender ids, a shared position), through real action and Rasa
+server processes logging at DEBUG. Afterwards every byte the system left is scanned: the SQLite file or a
 PostgreSQL dump, every Redis key and value, every log file, the processes' working and
 temporary directories, and the project directory's changed files. Zero hits are allowed, in
 any form (case-folded, word by word, digits only); a hit names its place.
@@ -12,10 +14,7 @@ Runs on SQLite + in-memory routes, on PostgreSQL + Redis routes, and with the tr
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -28,43 +27,46 @@ from bot.privacy.routes import REDIS_PREFIX
 from bot.settings import PROJECT_ROOT
 from tests.utils import canary
 from tests.utils.assistant import free_port, start_action_server, start_rasa_server, stop
+from tests.utils.channel_clients import (send_json, send_sms, send_telegram, telegram_env,
+                                         telegram_text, wait_until, write_credentials)
 from tests.utils.directory import load_sample
+from tests.utils.fake_telegram import FakeTelegram
+from tests.utils.fake_twilio import FakeTwilio
 
-A, B, C, D = canary.PHONES[0], canary.EMAILS[0], canary.PHONES[4], canary.PHONES[3]
+A, D = canary.PHONES[0], canary.PHONES[3]  # an SMS sender, a REST sender id
+B = int(canary.PHONES[1].lstrip("+"))  # a Telegram chat id with a canary's digits
+C = "c0ffee" * 5 + "42"  # the web page's session id (random hex: never identifying)
 METADATA = {"From": canary.PHONES[1], "profile": {"name": canary.NAMES[0], "email": canary.EMAILS[1]},
             "address": canary.ADDRESSES[0], "ids": [canary.ID_NUMBERS[0]]}
+TELEGRAM_NAMES = {"first_name": canary.NAMES[1].split()[0], "last_name": canary.NAMES[1].split()[1],
+                  "username": canary.EMAILS[1].split("@")[0].replace(".", "_")}
 
-# (sender, message or body): typed digits pick menu options, free text carries canaries; D
-# looks for services from a shared position.
+# (channel, sender, message or body): typed digits pick menu options, free text carries
+# canaries; D looks for services from a shared position; B leaves by quick exit, C by forget me.
 SCRIPT = [
-    (A, f"hello, my name is {canary.NAMES[0]}"),
-    (A, "1"),  # English
-    (A, f"a man called {canary.NAMES[1]} offered me a job abroad, call me on {canary.PHONES[2]}"),
-    (A, "check my situation"),
-    (A, "1"),  # yes to the questions
-    (A, "yes"),
-    (A, f"my passport {canary.ID_NUMBERS[0]} is kept at {canary.ADDRESSES[0]}"),
-    (A, "no"),
-    (D, f"I live at {canary.ADDRESSES[0]}, my id is {canary.ID_NUMBERS[1]}"),
-    (D, "2"),
-    (D, "/find_services"),
-    (D, "1"),  # safe shelter
-    (D, {"location": {"latitude": float(canary.COORDINATES[0]),
-                      "longitude": float(canary.COORDINATES[1])}}),
-    (D, "more"),
-    (B, f"write to me at {canary.EMAILS[0]} or {canary.PHONES[3]}"),
-    (B, "check my situation"),
-    (B, "exit"),
-    (C, f"I am {canary.NAMES[1]}, {canary.EMAILS[1]}, {canary.PHONES[1]}"),
-    (C, "delete my data"),
+    ("sms", A, f"hello, my name is {canary.NAMES[0]}"),
+    ("sms", A, "1"),  # English
+    ("sms", A, f"a man called {canary.NAMES[1]} offered me a job abroad, call me on {canary.PHONES[2]}"),
+    ("sms", A, "check my situation"),
+    ("sms", A, "1"),  # yes to the questions
+    ("sms", A, "yes"),
+    ("sms", A, f"my passport {canary.ID_NUMBERS[0]} is kept at {canary.ADDRESSES[0]}"),
+    ("sms", A, "no"),
+    ("helpline", D, f"I live at {canary.ADDRESSES[0]}, my id is {canary.ID_NUMBERS[1]}"),
+    ("helpline", D, "2"),
+    ("helpline", D, "/find_services"),
+    ("helpline", D, "1"),  # safe shelter
+    ("helpline", D, {"location": {"latitude": float(canary.COORDINATES[0]),
+                                  "longitude": float(canary.COORDINATES[1])}}),
+    ("helpline", D, "more"),
+    ("telegram", B, f"write to me at {canary.EMAILS[0]} or {canary.PHONES[3]}"),
+    ("telegram", B, "check my situation"),
+    ("telegram", B, "exit"),
+    ("webchat", C, f"I am {canary.NAMES[1]}, {canary.EMAILS[1]}, {canary.PHONES[1]}"),
+    ("webchat", C, "delete my data"),
 ]
-
-
-def post(url: str, body: dict) -> list:
-    request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=60) as reply:
-        assert reply.status == 200
-        return json.load(reply)
+SENDS = {"sms": sum(1 for c, _, _ in SCRIPT if c == "sms"),  # one SMS per turn
+         "telegram": 1 + 1 + 1}  # at least one message per turn
 
 
 def test_the_scanner_finds_a_canary_in_every_form(tmp_path):
@@ -109,36 +111,54 @@ def test_no_canary_survives_anywhere(config, model_path, tmp_path, request):
         env["HELPLINE_REDIS_URL"] = request.getfixturevalue("redis_url")
 
     action_port, rasa_port = free_port(), free_port()
+    twilio, telegram = FakeTwilio().start(), FakeTelegram().start()
+    credentials = write_credentials(tmp_path / "credentials.yml", rasa_port, twilio, telegram)
     action_log, rasa_log, rasa_file_log = (tmp_path / "actions.out", tmp_path / "rasa.out",
                                            tmp_path / "rasa-debug.log")
     actions = start_action_server(action_port, action_log, ("--debug",), **env)
     try:
         rasa = start_rasa_server(model_path, rasa_port, f"http://127.0.0.1:{action_port}/webhook",
-                                 rasa_log, ("--debug", "--log-file", str(rasa_file_log)), **env)
+                                 rasa_log, ("--debug", "--log-file", str(rasa_file_log)),
+                                 credentials=str(credentials), **env, **telegram_env(telegram))
     except Exception:
         stop(actions)
+        twilio.stop()
+        telegram.stop()
         raise
-    url = f"http://127.0.0.1:{rasa_port}/webhooks/helpline/webhook"
     replies = {}
     try:
-        for sender, message in SCRIPT:
+        for channel, sender, message in SCRIPT:
             body = message if isinstance(message, dict) else {"message": message}
-            replies.setdefault(sender, []).append(
-                post(url, {"sender": sender, **body, "metadata": METADATA}))
+            if channel == "sms":
+                assert send_sms(rasa_port, twilio.auth_token, sender, message) == 200
+            elif channel == "telegram":
+                assert send_telegram(rasa_port, telegram_text(sender, message, **TELEGRAM_NAMES)) == 200
+            else:
+                extra = {"metadata": METADATA} if channel == "helpline" else {}
+                replies.setdefault(sender, []).append(
+                    send_json(rasa_port, channel, {"sender": sender, **body, **extra}))
+        # The SMS and Telegram replies are sent in the background: every turn was answered.
+        wait_until(lambda: len(twilio.delivered()) >= SENDS["sms"], what="the SMS replies")
+        wait_until(lambda: len(telegram.sent()) >= SENDS["telegram"], what="the Telegram replies")
     finally:
         stop(rasa)
         stop(actions)
+        twilio.stop()
+        telegram.stop()
 
     # The conversations really happened: the bot answered every message, the search too.
     assert all(turn for turns in replies.values() for turn in turns)
     assert replies[D][-2][0]["text"].startswith("Safe shelter, near you:")
+    assert {m["To"] for m in twilio.delivered()} == {A}
+    assert {str(m["chat_id"]) for m in telegram.sent()} == {str(B)}
     # The logs really are at DEBUG, and Rasa really did try to log the messages' text.
     debug_log = rasa_file_log.read_text(encoding="utf-8", errors="replace")
     assert "[DEBUG]" in debug_log and '"parse_data_text": ' in debug_log
 
     # Erasure happened for the quick exit (B) and forget-me (C); A and D are kept, redacted.
     key = load_secrets(state / "secrets.json", environ={}).pseudonym_key
-    ids = {s: pseudonym(key, "helpline", s) for s in (A, B, C, D)}
+    ids = {A: pseudonym(key, "sms", A), B: pseudonym(key, "telegram", str(B)),
+           C: pseudonym(key, "webchat", C), D: pseudonym(key, "helpline", D)}
     if spec["tracker"] == "sql":
         engine = sa.create_engine(database)
         with engine.connect() as connection:
