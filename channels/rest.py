@@ -77,6 +77,15 @@ def parse_request(body: Any) -> tuple[str, str, dict]:
     return sender, message, metadata
 
 
+def read_request(request: Request) -> tuple[str, str, dict]:
+    """``parse_request`` of the request's JSON body (None when it is not JSON)."""
+    try:
+        body = request.json
+    except Exception:  # sanic raises its own error types for bad JSON
+        body = None
+    return parse_request(body)
+
+
 class HelplineRestInput(InputChannel):
     """JSON webhook with numbered-option mapping."""
 
@@ -105,11 +114,7 @@ class HelplineRestInput(InputChannel):
         @hook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
             try:
-                body = request.json
-            except Exception:  # sanic raises its own error types for bad JSON
-                body = None
-            try:
-                sender, text, metadata = parse_request(body)
+                sender, text, metadata = read_request(request)
             except RequestError as exc:
                 logger.info("helpline channel: refused a request (%s)", exc)
                 return response.json({"error": str(exc)}, status=400)

@@ -72,10 +72,16 @@ def split_to_budget(text: str, budget: int) -> list[str]:
     fits = lambda part: count_segments(part).segments <= budget  # noqa: E731
     if fits(text):
         return [text]
+    return pack([(" ", piece) for piece in sentence_pieces(text, fits)], fits)
+
+
+def pack(units: list[tuple[str, str]], fits: Callable[[str], bool]) -> list[str]:
+    """Greedily joins (separator, piece) units into as few parts as ``fits`` allows, in order;
+    each piece must fit alone. The separator goes between a piece and the one before it."""
     parts: list[str] = []
     current = ""
-    for piece in sentence_pieces(text, fits):
-        candidate = f"{current} {piece}" if current else piece
+    for separator, piece in units:
+        candidate = f"{current}{separator}{piece}" if current else piece
         if fits(candidate):
             current = candidate
         else:

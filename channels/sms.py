@@ -176,6 +176,7 @@ class SmsInput(InputChannel):
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "SmsInput":
         channel = cls(SmsConfig.from_credentials(credentials))
         channel.gateway.open()
+        load_keywords()  # a broken keywords file stops the server at start, not mid-conversation
         return channel
 
     def __init__(self, config: SmsConfig, gateway: Optional[Gateway] = None,

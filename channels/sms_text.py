@@ -19,7 +19,8 @@ import re
 import unicodedata
 from typing import Callable, Sequence
 
-from channels.segments import GSM7_BASIC, GSM7_EXTENSION, count_segments, encoding_of, sentence_pieces
+from channels.segments import (GSM7_BASIC, GSM7_EXTENSION, count_segments, encoding_of, pack,
+                               sentence_pieces)
 
 _PUNCTUATION = {
     "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
@@ -93,14 +94,5 @@ def render_turn(messages: Sequence[dict], more_hint: str, budget: int,
             units.append((" " if index else "\n", piece))
     block = "\n".join(options)  # the options stay together unless they cannot
     units += [("\n", block)] if options and with_hint(block) else [("\n", o) for o in options]
-    parts: list[str] = []
-    current = ""
-    for separator, piece in units:
-        candidate = f"{current}{separator}{piece}" if current else piece
-        if with_hint(candidate):
-            current = candidate
-        else:
-            parts.append(current)
-            current = piece
-    parts.append(current)
+    parts = pack(units, with_hint)
     return [f"{part}\n{hint}" for part in parts[:-1]] + parts[-1:]

@@ -40,7 +40,7 @@ from bot.deployment import Deployment, cached_deployment
 from bot.settings import Settings
 from channels.gateway import Gateway
 from channels.menus import TurnCollector
-from channels.rest import RequestError, parse_request
+from channels.rest import RequestError, read_request
 
 logger = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).resolve().parent / "web"
@@ -183,11 +183,8 @@ class WebChatInput(InputChannel):
         @hook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
             try:
-                body = request.json  # also a sendBeacon's text/plain body
-            except Exception:  # sanic raises its own error types for bad JSON
-                body = None
-            try:
-                sender, text, _ = parse_request(body)  # the page sends no metadata
+                # JSON, also a sendBeacon's text/plain body; the page sends no metadata
+                sender, text, _ = read_request(request)
                 check_session_id(sender)
             except RequestError as exc:
                 logger.info("webchat channel: refused a request (%s)", exc)
