@@ -29,6 +29,14 @@ NAMING = {
 Base = declarative_base(metadata=sa.MetaData(naming_convention=NAMING))
 
 
+def load_models() -> None:
+    """Registers every table of the project on ``Base.metadata`` (migrations, schema tests)."""
+    import importlib
+
+    for module in ("bot.services.models", "bot.cases.models"):
+        importlib.import_module(module)
+
+
 class SchemaError(RuntimeError):
     """The database schema is not at the version this code needs."""
 
@@ -51,6 +59,7 @@ def make_engine(url: str) -> Engine:
         def _foreign_keys(connection, _record) -> None:  # SQLite leaves them off by default
             cursor = connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA secure_delete=ON")  # a deleted case key is overwritten
             cursor.close()
     return engine
 

@@ -14,8 +14,8 @@ from bot.services.hxl_io import COLUMNS, DirectoryFileError, export_file, import
 from bot.services.models import Service
 from bot.settings import PROJECT_ROOT
 from bot.storage import (
-    Base, SchemaError, current_revision, head_revision, make_engine, require_current,
-    session_factory, upgrade,
+    Base, SchemaError, current_revision, head_revision, load_models, make_engine,
+    require_current, session_factory, upgrade,
 )
 
 SAMPLES = sorted((PROJECT_ROOT / "data" / "services").glob("*.csv"))
@@ -45,6 +45,7 @@ def test_the_schema_comes_from_migrations_and_matches_the_models(sessions):
     from alembic.runtime.migration import MigrationContext
 
     engine = sessions.kw["bind"]
+    load_models()
     assert current_revision(engine) == head_revision()
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={

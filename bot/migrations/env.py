@@ -2,8 +2,9 @@
 
 from alembic import context
 
-from bot.storage import Base
-import bot.services.models  # noqa: F401  (registers the tables on Base.metadata)
+from bot.storage import Base, load_models
+
+load_models()  # registers every table on Base.metadata
 
 engine = context.config.attributes.get("connection_engine")
 if engine is None:

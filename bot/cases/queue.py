@@ -1,0 +1,361 @@
+"""Cases and their queue: opening, claiming, the encrypted transcript, transfer, closing.
+
+``Cases`` works on the project's database (``bot.storage``) and one ``MultiFernet``: the
+deployment's route key, which wraps each case's own transcript key. Everything here is
+synchronous SQLAlchemy (call it from a thread in async code); nothing connects at import.
+
+- The queue is the waiting cases, most urgent first (emergency, high, medium, low, none: a
+  person who asked directly), then the longest waiting.
+- ``claim`` is one conditional UPDATE (``... WHERE status = 'waiting'``): of two caseworkers
+  claiming the same case at once, exactly one gets it, on SQLite and PostgreSQL alike.
+- A case's transcript is readable only by its caseworker or a supervisor, and only until the
+  case closes: closing deletes the case's key, so the stored texts are then noise, before any
+  purge deletes them. A quick exit or "forget me" (``bot.privacy.erasure``) destroys the key
+  and the texts of the conversation's open case at once.
+- The audit log records who claimed, opened, replied to, transferred and closed which case;
+  never what was said.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Callable, Iterable, Optional
+
+import sqlalchemy as sa
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.cases.models import LEVELS, OUTCOMES, AuditEntry, Case, CaseKey, CaseMessage
+from bot.triage import NEED_CATEGORIES
+
+CHANNELS = ("sms", "telegram", "webchat", "helpline")
+LANGUAGES = ("en", "fr", "ar", "es")
+_CODE = re.compile(r"^[A-Za-z0-9_\-]{1,40}$")
+_USER = re.compile(r"^[a-z0-9_.\-]{2,64}$")
+MAX_MESSAGE_CHARS = 2000
+PERSON = "person"  # the actor of what the person does (leaving, erasing)
+
+
+class CaseError(ValueError):
+    """A request the cases refuse: an unknown value, a case not in the right state."""
+
+
+class NotAllowed(PermissionError):
+    """The user may not do this to this case."""
+
+
+class AlreadyTaken(CaseError):
+    """Somebody else claimed the case first."""
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+@dataclass(frozen=True)
+class CaseView:
+    """A case as the console and the dialogue see it (closed sets and times only)."""
+
+    id: int
+    conversation_id: str
+    channel: str
+    language: str
+    triage_level: str
+    needs: tuple[str, ...]
+    area: Optional[str]
+    status: str
+    caseworker: Optional[str]
+    outcome: Optional[str]
+    created_at: dt.datetime
+    claimed_at: Optional[dt.datetime]
+    closed_at: Optional[dt.datetime]
+
+    @classmethod
+    def of(cls, row: Case) -> "CaseView":
+        return cls(row.id, row.conversation_id, row.channel, row.language, row.triage_level,
+                   tuple(n for n in (row.needs or "").split(",") if n), row.area, row.status,
+                   row.caseworker, row.outcome, _aware(row.created_at), _aware(row.claimed_at),
+                   _aware(row.closed_at))
+
+
+@dataclass(frozen=True)
+class Line:
+    """One message of a transcript."""
+
+    author: str
+    at: dt.datetime
+    text: str
+
+
+@dataclass(frozen=True)
+class User:
+    """Who asks: a caseworker, or a supervisor (who may read and move any case)."""
+
+    name: str
+    supervisor: bool = False
+
+
+def _aware(moment: Optional[dt.datetime]) -> Optional[dt.datetime]:
+    """SQLite gives naive datetimes back; every time stored here is UTC."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=dt.timezone.utc)
+    return moment
+
+
+def check_user_name(name: str) -> str:
+    if not isinstance(name, str) or not _USER.match(name):
+        raise CaseError("a user name is 2 to 64 characters: a-z, 0-9, dot, dash, underscore")
+    return name
+
+
+class Cases:
+    """The hand-off's cases on one database."""
+
+    def __init__(self, sessions: "sessionmaker[Session]", fernet: MultiFernet,
+                 clock: Callable[[], dt.datetime] = utcnow) -> None:
+        self._sessions = sessions
+        self._fernet = fernet
+        self._clock = clock
+
+    # -- the dialogue's side ------------------------------------------------------------
+
+    def open(self, conversation_id: str, channel: str, language: str, triage_level: str,
+             needs: Iterable[str] = (), area: Optional[str] = None) -> CaseView:
+        """A waiting case for the conversation, or its case still open (never two).
+
+        Raises:
+            CaseError: naming the value outside its closed set.
+        """
+        needs = tuple(sorted(set(needs)))
+        problems = [
+            f"{name} {value!r} is not one of {allowed}" for name, value, allowed in (
+                ("channel", channel, CHANNELS), ("language", language, LANGUAGES),
+                ("triage level", triage_level, LEVELS))
+            if value not in allowed
+        ]
+        problems += [f"need {n!r} is not a need category" for n in needs if n not in NEED_CATEGORIES]
+        if area is not None and not _CODE.match(str(area)):
+            problems.append("area must be a place code (letters, digits, - and _)")
+        if not isinstance(conversation_id, str) or not _CODE.match(conversation_id[:40]) \
+                or len(conversation_id) > 64:
+            problems.append("conversation_id must be the conversation's pseudonym")
+        if problems:
+            raise CaseError("; ".join(problems))
+        with self._sessions.begin() as session:
+            existing = self._open_row(session, conversation_id)
+            if existing is not None:
+                return CaseView.of(existing)
+            row = Case(conversation_id=conversation_id, channel=channel, language=language,
+                       triage_level=triage_level, urgency=LEVELS.index(triage_level),
+                       needs=",".join(needs), area=area, status="waiting",
+                       created_at=self._clock())
+            session.add(row)
+            session.flush()
+            session.add(CaseKey(case_id=row.id,
+                                wrapped_key=self._fernet.encrypt(Fernet.generate_key())))
+            return CaseView.of(row)
+
+    def open_case_for(self, conversation_id: str) -> Optional[CaseView]:
+        """The conversation's waiting or active case, if it has one."""
+        with self._sessions() as session:
+            row = self._open_row(session, conversation_id)
+            return None if row is None else CaseView.of(row)
+
+    def record(self, case_id: int, author: str, text: str, user: Optional[User] = None) -> None:
+        """Adds a message to an open case's transcript (a caseworker's only on their case).
+
+        Raises:
+            CaseError: a closed case, an empty or too long text, an unknown author.
+            NotAllowed: a caseworker writing to a case that is not theirs.
+        """
+        if author not in ("person", "caseworker", "assistant"):
+            raise CaseError(f"author {author!r} is not person, caseworker or assistant")
+        if not isinstance(text, str) or not text.strip() or len(text) > MAX_MESSAGE_CHARS:
+            raise CaseError(f"a message is 1 to {MAX_MESSAGE_CHARS} characters")
+        with self._sessions.begin() as session:
+            row = self._row(session, case_id)
+            if row.status == "closed":
+                raise CaseError(f"case {case_id} is closed")
+            if author == "caseworker":
+                if user is None:
+                    raise CaseError("a caseworker's message needs the caseworker")
+                self._check_owner(row, user)
+                self._audit(session, user.name, "replied", case_id)
+            key = self._key(session, case_id)
+            session.add(CaseMessage(case_id=case_id, author=author, at=self._clock(),
+                                    body=key.encrypt(text.encode("utf-8"))))
+
+    def end_by_person(self, conversation_id: str) -> Optional[int]:
+        """Quick exit or "forget me": the open case closes, its key and texts are destroyed.
+
+        Returns the case's id (so a caseworker can be told), or None when there was none.
+        """
+        with self._sessions.begin() as session:
+            row = self._open_row(session, conversation_id)
+            if row is None:
+                return None
+            self._close_row(session, row, "no_contact")
+            session.execute(sa.delete(CaseMessage).where(CaseMessage.case_id == row.id))
+            self._audit(session, PERSON, "closed", row.id, "ended_by_person")
+            return row.id
+
+    async def erase(self, conversation_id: str) -> None:
+        """For ``bot.privacy.erasure``: what a quick exit does to the conversation's case."""
+        import asyncio
+
+        await asyncio.to_thread(self.end_by_person, conversation_id)
+
+    # -- the console's side -------------------------------------------------------------
+
+    def queue(self) -> list[CaseView]:
+        """Waiting cases, most urgent first, then the longest waiting."""
+        with self._sessions() as session:
+            rows = session.execute(
+                sa.select(Case).where(Case.status == "waiting")
+                .order_by(Case.urgency.desc(), Case.created_at.asc(), Case.id.asc())
+            ).scalars().all()
+            return [CaseView.of(r) for r in rows]
+
+    def mine(self, user: User) -> list[CaseView]:
+        """The user's active cases (a supervisor: every active case), oldest claim first."""
+        with self._sessions() as session:
+            query = sa.select(Case).where(Case.status == "active")
+            if not user.supervisor:
+                query = query.where(Case.caseworker == user.name)
+            rows = session.execute(query.order_by(Case.claimed_at.asc())).scalars().all()
+            return [CaseView.of(r) for r in rows]
+
+    def claim(self, case_id: int, user: User) -> CaseView:
+        """Takes a waiting case. Exactly one of several simultaneous claims succeeds.
+
+        Raises:
+            AlreadyTaken: the case is no longer waiting.
+        """
+        check_user_name(user.name)
+        with self._sessions.begin() as session:
+            self._row(session, case_id)  # CaseError for an unknown case
+            taken = session.execute(
+                sa.update(Case).where(Case.id == case_id, Case.status == "waiting")
+                .values(status="active", caseworker=user.name, claimed_at=self._clock())
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if taken != 1:
+                raise AlreadyTaken(f"case {case_id} is no longer waiting")
+            self._audit(session, user.name, "claimed", case_id)
+        return self.case(case_id, user, audit=False)
+
+    def case(self, case_id: int, user: User, audit: bool = True) -> CaseView:
+        """The case, for its caseworker or a supervisor (a waiting case: for anyone)."""
+        with self._sessions.begin() as session:
+            row = self._row(session, case_id)
+            if row.status != "waiting":
+                self._check_owner(row, user)
+            if audit:
+                self._audit(session, user.name, "opened", case_id)
+            return CaseView.of(row)
+
+    def transcript(self, case_id: int, user: User) -> list[Line]:
+        """The case's messages, oldest first.
+
+        Raises:
+            NotAllowed: for anyone but its caseworker or a supervisor.
+            CaseError: once the case is closed (its key is gone).
+        """
+        with self._sessions() as session:
+            row = self._row(session, case_id)
+            self._check_owner(row, user)
+            key = self._key(session, case_id)
+            lines = session.execute(
+                sa.select(CaseMessage).where(CaseMessage.case_id == case_id)
+                .order_by(CaseMessage.at.asc(), CaseMessage.id.asc())
+            ).scalars().all()
+            return [Line(m.author, _aware(m.at), key.decrypt(m.body).decode("utf-8"))
+                    for m in lines]
+
+    def transfer(self, case_id: int, user: User, to: str) -> CaseView:
+        """Hands an active case to a colleague (by its caseworker or a supervisor)."""
+        check_user_name(to)
+        with self._sessions.begin() as session:
+            row = self._row(session, case_id)
+            if row.status != "active":
+                raise CaseError(f"case {case_id} is not active")
+            self._check_owner(row, user)
+            if to == row.caseworker:
+                raise CaseError(f"case {case_id} is already with {to}")
+            row.caseworker = to
+            self._audit(session, user.name, "transferred", case_id, to)
+            return CaseView.of(row)
+
+    def close(self, case_id: int, user: User, outcome: str) -> CaseView:
+        """Closes an active case with its outcome; the transcript's key is destroyed."""
+        if outcome not in OUTCOMES:
+            raise CaseError(f"outcome {outcome!r} is not one of {OUTCOMES}")
+        with self._sessions.begin() as session:
+            row = self._row(session, case_id)
+            if row.status != "active":
+                raise CaseError(f"case {case_id} is not active")
+            self._check_owner(row, user)
+            self._close_row(session, row, outcome)
+            self._audit(session, user.name, "closed", case_id, outcome)
+            return CaseView.of(row)
+
+    def audit(self, case_id: Optional[int] = None) -> list[AuditEntry]:
+        with self._sessions() as session:
+            query = sa.select(AuditEntry).order_by(AuditEntry.id.asc())
+            if case_id is not None:
+                query = query.where(AuditEntry.case_id == case_id)
+            return list(session.execute(query).scalars().all())
+
+    def purge(self, closed_days: int) -> int:
+        """Deletes cases closed more than ``closed_days`` ago with their transcripts."""
+        cutoff = self._clock() - dt.timedelta(days=closed_days)
+        with self._sessions.begin() as session:
+            old = session.execute(
+                sa.select(Case.id).where(Case.status == "closed", Case.closed_at < cutoff)
+            ).scalars().all()
+            if old:
+                session.execute(sa.delete(CaseMessage).where(CaseMessage.case_id.in_(old)))
+                session.execute(sa.delete(CaseKey).where(CaseKey.case_id.in_(old)))
+                session.execute(sa.delete(Case).where(Case.id.in_(old)))
+            return len(old)
+
+    # -- inside -------------------------------------------------------------------------
+
+    @staticmethod
+    def _open_row(session: Session, conversation_id: str) -> Optional[Case]:
+        return session.execute(
+            sa.select(Case).where(Case.conversation_id == conversation_id,
+                                  Case.status.in_(("waiting", "active")))
+        ).scalars().first()
+
+    @staticmethod
+    def _row(session: Session, case_id: int) -> Case:
+        row = session.get(Case, case_id) if isinstance(case_id, int) else None
+        if row is None:
+            raise CaseError(f"there is no case {case_id!r}")
+        return row
+
+    def _key(self, session: Session, case_id: int) -> Fernet:
+        wrapped = session.get(CaseKey, case_id)
+        if wrapped is None:
+            raise CaseError(f"case {case_id}'s transcript is destroyed (the case is closed)")
+        try:
+            return Fernet(self._fernet.decrypt(wrapped.wrapped_key))
+        except InvalidToken:
+            raise CaseError(f"case {case_id}'s key cannot be opened with the current keys") from None
+
+    @staticmethod
+    def _check_owner(row: Case, user: User) -> None:
+        if not user.supervisor and row.caseworker != user.name:
+            raise NotAllowed(f"case {row.id} is not {user.name}'s")
+
+    def _close_row(self, session: Session, row: Case, outcome: str) -> None:
+        row.status, row.outcome, row.closed_at = "closed", outcome, self._clock()
+        session.execute(sa.delete(CaseKey).where(CaseKey.case_id == row.id))
+
+    def _audit(self, session: Session, actor: str, action: str, case_id: int,
+               detail: Optional[str] = None) -> None:
+        session.add(AuditEntry(at=self._clock(), actor=actor, action=action, case_id=case_id,
+                               detail=detail))
