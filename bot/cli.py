@@ -22,6 +22,13 @@ Usage:
     helpline telegram webhook set|info|delete [--credentials FILE]
                               register the Telegram webhook (webhook_url, secret_token),
                               show its state, or remove it
+    helpline users add NAME [--supervisor] [--language L] [--password-stdin]
+                              create a console user (password typed twice, or one stdin line)
+    helpline users list       the console's users, their role and state
+    helpline users disable NAME
+                              the user can no longer sign in; their sessions end
+    helpline console [--insecure-cookies]
+                              serve the caseworker console on HELPLINE_BIND:HELPLINE_CONSOLE_PORT
 """
 
 from __future__ import annotations
@@ -505,6 +512,22 @@ def main(argv: Optional[list[str]] = None) -> int:
     webhook_parser.add_argument("action", choices=["set", "info", "delete"])
     webhook_parser.add_argument("--credentials", default=str(PROJECT_ROOT / "credentials.yml"),
                                 help="the credentials file (default: the project's)")
+    users_parser = commands.add_parser("users", help="the caseworker console's users")
+    users_commands = users_parser.add_subparsers(dest="users_command", required=True)
+    users_add_parser = users_commands.add_parser("add", help="create a user")
+    users_add_parser.add_argument("name")
+    users_add_parser.add_argument("--supervisor", action="store_true",
+                                  help="may read, transfer and close every case")
+    users_add_parser.add_argument("--language", default="en", choices=["en", "fr", "ar", "es"],
+                                  help="language of need and place names in the console")
+    users_add_parser.add_argument("--password-stdin", action="store_true",
+                                  help="read the password from the first line of stdin")
+    users_commands.add_parser("list", help="list the users")
+    users_disable_parser = users_commands.add_parser("disable", help="disable a user")
+    users_disable_parser.add_argument("name")
+    console_parser = commands.add_parser("console", help="serve the caseworker console")
+    console_parser.add_argument("--insecure-cookies", action="store_true",
+                                help="cookies without Secure, for plain http on 127.0.0.1 only")
     args = parser.parse_args(argv)
 
     try:
@@ -562,6 +585,17 @@ def main(argv: Optional[list[str]] = None) -> int:
         return places_import(settings, args.file)
     if args.command == "telegram":
         return telegram_webhook(args.action, Path(args.credentials))
+    if args.command == "users":
+        from console.cli import users_command
+
+        return users_command(settings, args.users_command, getattr(args, "name", None),
+                             getattr(args, "supervisor", False),
+                             getattr(args, "password_stdin", False),
+                             getattr(args, "language", "en"))
+    if args.command == "console":
+        from console.cli import serve
+
+        return serve(settings, insecure_cookies=args.insecure_cookies)
     return 2
 
 

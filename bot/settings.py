@@ -71,6 +71,17 @@ SETTINGS_DOC: dict[str, tuple[str, str, str]] = {
         "15",
         "How often the Rasa server deletes conversations idle longer than the retention time.",
     ),
+    "HELPLINE_CONSOLE_PORT": (
+        "console_port",
+        "5010",
+        "Port of the caseworker console (`helpline console`), on HELPLINE_BIND.",
+    ),
+    "HELPLINE_RASA_TOKEN": (
+        "rasa_token",
+        "",
+        "Token of the Rasa server's HTTP API (rasa run --enable-api --auth-token); the console "
+        "sends caseworkers' replies through it.",
+    ),
 }
 
 TRACKER_STORES = ("sql", "redis", "memory")
@@ -98,6 +109,8 @@ class Settings:
     redis_url: str = field(repr=False)
     secrets_file: Path
     purge_minutes: int
+    console_port: int
+    rasa_token: str = field(repr=False)
 
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "Settings":
@@ -123,6 +136,8 @@ class Settings:
             "redis_url": raw["redis_url"].strip(),
             "secrets_file": _path(raw["secrets_file"]),
             "purge_minutes": _int("HELPLINE_PURGE_MINUTES", raw["purge_minutes"], 1),
+            "console_port": _port("HELPLINE_CONSOLE_PORT", raw["console_port"]),
+            "rasa_token": raw["rasa_token"].strip(),
         }
         if values["tracker_store"] not in TRACKER_STORES:
             raise SettingsError(

@@ -1,0 +1,584 @@
+"""The console's web application (aiohttp, Jinja2 templates, one same-origin script).
+
+Pages: sign-in, the queue with "my cases", a case. Forms post to the server (the pages work
+without the script); the script only keeps the queue and the transcript live through
+server-sent events (``/events``), which the server builds by reading the database every
+``poll_seconds``.
+
+Security:
+- every page but sign-in needs a session (pages redirect to ``/sign-in``, the API and the
+  event stream answer 401); every POST carries the session's CSRF token (sign-in: a
+  double-submit token), compared with ``hmac.compare_digest``; a missing or wrong one is 403;
+- the session cookie is HttpOnly, SameSite=Strict, Secure (``__Host-`` prefixed) unless the
+  console is started for plain http on 127.0.0.1;
+- every response has a Content-Security-Policy of ``default-src 'self'`` (no inline script or
+  style, no third party, no framing), no-store caching and no referrer;
+- the pages and the API never carry a conversation id or an address: a case is its number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import functools
+import hmac
+import json
+import logging
+import re
+import secrets
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Optional
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.cases.models import OUTCOMES
+from bot.cases.queue import (
+    MAX_MESSAGE_CHARS, AlreadyTaken, CaseError, Cases, CaseView, NotAllowed, User, utcnow,
+)
+from console.canned import load_canned
+from console.relay import Relay, RelayError
+from console.users import SignedIn, SignInRefused, Users
+from console.views import OUTCOME_WORDS, Describer
+
+logger = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+       "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
+       "object-src 'none'")
+_CASE_NUMBER = re.compile(r"^[0-9]{1,9}$")
+
+USERS = web.AppKey("users", Users)
+CASES = web.AppKey("cases", Cases)
+RELAY = web.AppKey("relay", Relay)
+CONFIG = web.AppKey("config", object)
+HOUSEKEEPING = web.AppKey("housekeeping", asyncio.Task)
+
+
+class Config:
+    """How one console runs (everything but the database and the relay)."""
+
+    def __init__(self, secure_cookies: bool = True, poll_seconds: float = 2.0,
+                 heartbeat_seconds: float = 15.0, timezone: str = "UTC",
+                 categories: Optional[dict] = None,
+                 places: Optional[Callable[[], Any]] = None,
+                 clock: Callable[[], dt.datetime] = utcnow,
+                 closed_case_days: Optional[int] = None) -> None:
+        """
+        Args:
+            secure_cookies: False only for plain http://127.0.0.1 (tests, a local trial).
+            poll_seconds: how often the event stream reads the database.
+            timezone: the hotline's time zone, for the clock times shown.
+            categories: need category names per language (default: data/services/categories.yml).
+            places: returns a ``bot.services.runtime.Loaded`` (directory and gazetteer) or
+                None; without it areas are shown as codes and no services are suggested.
+            clock: the time (tests move it).
+            closed_case_days: when set, closed cases older than this are purged hourly.
+        """
+        from bot.services.categories import load_categories
+
+        self.secure_cookies = secure_cookies
+        self.poll_seconds = poll_seconds
+        self.heartbeat_seconds = heartbeat_seconds
+        self.timezone = timezone
+        self.categories = categories if categories is not None else load_categories()
+        self.places = places
+        self.clock = clock
+        self.closed_case_days = closed_case_days
+        self.session_cookie = "__Host-console" if secure_cookies else "console"
+        self.sign_in_cookie = "__Host-console-sign-in" if secure_cookies else "console-sign-in"
+
+
+def create_app(sessions: "sessionmaker[Session]", fernet, relay: Relay,
+               config: Optional[Config] = None) -> web.Application:
+    """The console application on one database (already migrated).
+
+    Args:
+        sessions: the project's database (``bot.storage.session_factory``).
+        fernet: the route key ``MultiFernet`` that wraps the cases' transcript keys.
+        relay: hands caseworkers' replies to the conversations.
+        config: everything else (default: ``Config()``).
+    """
+    config = config or Config()
+    app = web.Application(client_max_size=64 * 1024)
+    app[CONFIG] = config
+    app[USERS] = Users(sessions, clock=config.clock)
+    app[CASES] = Cases(sessions, fernet, clock=config.clock)
+    app[RELAY] = relay
+    aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(str(HERE / "templates")),
+                         autoescape=jinja2.select_autoescape(default=True))
+    app.on_response_prepare.append(_security_headers)
+    app.router.add_get("/sign-in", sign_in_page)
+    app.router.add_post("/sign-in", sign_in)
+    app.router.add_post("/sign-out", sign_out)
+    app.router.add_get("/", queue_page)
+    app.router.add_get("/api/state", api_state)
+    app.router.add_get("/events", events)
+    app.router.add_get("/cases/{number}", case_page)
+    app.router.add_get("/api/cases/{number}/transcript", api_transcript)
+    app.router.add_post("/cases/{number}/take", take)
+    app.router.add_post("/cases/{number}/reply", reply)
+    app.router.add_post("/cases/{number}/transfer", transfer)
+    app.router.add_post("/cases/{number}/close", close)
+    app.router.add_static("/static/", HERE / "static", append_version=False)
+    app.on_startup.append(_start_housekeeping)
+    app.on_cleanup.append(_stop)
+    return app
+
+
+# -- plumbing ---------------------------------------------------------------------------
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
+    response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
+    response.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
+
+
+async def _start_housekeeping(app: web.Application) -> None:
+    async def loop() -> None:
+        while True:
+            try:
+                await asyncio.to_thread(app[USERS].purge_sessions)
+                days = app[CONFIG].closed_case_days
+                if days is not None:
+                    purged = await asyncio.to_thread(app[CASES].purge, days)
+                    if purged:
+                        logger.info("purged %d closed case(s)", purged)
+            except Exception:  # noqa: BLE001 - housekeeping must not stop the console
+                logger.exception("housekeeping failed")
+            await asyncio.sleep(3600)
+
+    app[HOUSEKEEPING] = asyncio.create_task(loop())
+
+
+async def _stop(app: web.Application) -> None:
+    task = app.get(HOUSEKEEPING)
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await app[RELAY].close()
+
+
+def _wants_json(request: web.Request) -> bool:
+    return request.path.startswith("/api/") or request.path == "/events"
+
+
+async def _session(request: web.Request, touch: bool = True) -> Optional[SignedIn]:
+    token = request.cookies.get(request.app[CONFIG].session_cookie)
+    if not token:
+        return None
+    return await asyncio.to_thread(request.app[USERS].session, token, touch)
+
+
+Handler = Callable[[web.Request, SignedIn], Awaitable[web.StreamResponse]]
+
+
+def signed_in(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """Needs a session (else 303 to sign-in, or 401 for the API); a POST needs its CSRF token."""
+
+    @functools.wraps(handler)
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        signed = await _session(request, touch=request.path != "/events")
+        if signed is None:
+            if _wants_json(request) or request.method != "GET":
+                if request.method == "POST" and not _wants_json(request):
+                    raise web.HTTPSeeOther("/sign-in")
+                return web.json_response({"error": "sign in first"}, status=401)
+            raise web.HTTPSeeOther("/sign-in")
+        if request.method == "POST":
+            form = await request.post()
+            request["form"] = form
+            sent = form.get("csrf") or request.headers.get("X-CSRF-Token") or ""
+            if not isinstance(sent, str) or not hmac.compare_digest(
+                    sent.encode("utf-8", "replace"), signed.csrf_token.encode("ascii")):
+                return _error_page(request, 403, "This form has expired or did not come from "
+                                   "the console. Go back, reload the page and try again.")
+        return await handler(request, signed)
+
+    return wrapper
+
+
+def _set_cookie(response: web.StreamResponse, config: Config, name: str, value: str) -> None:
+    response.set_cookie(name, value, path="/", httponly=True, secure=config.secure_cookies,
+                        samesite="Strict")
+
+
+def _error_page(request: web.Request, status: int, message: str,
+                signed: Optional[SignedIn] = None) -> web.Response:
+    if _wants_json(request):
+        return web.json_response({"error": message}, status=status)
+    return aiohttp_jinja2.render_template(
+        "error.html", request, {"message": message, "signed": signed, "status": status},
+        status=status)
+
+
+def _number(request: web.Request) -> Optional[int]:
+    text = request.match_info["number"]
+    return int(text) if _CASE_NUMBER.match(text) else None
+
+
+def _describer(request: web.Request) -> tuple[Describer, Any]:
+    config: Config = request.app[CONFIG]
+    loaded = None
+    if config.places is not None:
+        try:
+            loaded = config.places()
+        except Exception:  # noqa: BLE001 - the console works without place names
+            logger.exception("the directory could not be loaded")
+    gazetteer = loaded.gazetteer if loaded is not None else None
+    return Describer(config.categories, config.timezone, gazetteer), loaded
+
+
+def _state(app: web.Application, signed: SignedIn, describer: Describer,
+           case_number: Optional[int] = None) -> dict[str, Any]:
+    """Queue, my cases and, when asked for, one case's transcript (blocking: in a thread)."""
+    cases: Cases = app[CASES]
+    now = app[CONFIG].clock()
+    language = signed.language
+    state: dict[str, Any] = {
+        "queue": [describer.summary(c, language, now) for c in cases.queue()],
+        "mine": [describer.summary(c, language, now) for c in cases.mine(signed.user)],
+    }
+    if case_number is not None:
+        try:
+            case = cases.case(case_number, signed.user, audit=False)
+            state["case"] = describer.summary(case, language, now)
+            if case.status == "active":
+                state["transcript"] = [describer.line(line, signed.user.name)
+                                       for line in cases.transcript(case_number, signed.user)]
+        except (CaseError, NotAllowed):
+            state["case"] = None
+    return state
+
+
+# -- sign-in ----------------------------------------------------------------------------
+
+async def sign_in_page(request: web.Request) -> web.StreamResponse:
+    if await _session(request, touch=False) is not None:
+        raise web.HTTPSeeOther("/")
+    return _sign_in_form(request, 200, None, "")
+
+
+def _sign_in_form(request: web.Request, status: int, error: Optional[str],
+                  name: str) -> web.Response:
+    config: Config = request.app[CONFIG]
+    token = secrets.token_urlsafe(32)
+    response = aiohttp_jinja2.render_template(
+        "sign_in.html", request, {"csrf": token, "error": error, "name": name, "signed": None},
+        status=status)
+    _set_cookie(response, config, config.sign_in_cookie, token)
+    return response
+
+
+async def sign_in(request: web.Request) -> web.StreamResponse:
+    config: Config = request.app[CONFIG]
+    form = await request.post()
+    expected = request.cookies.get(config.sign_in_cookie, "")
+    sent = form.get("csrf", "")
+    if not expected or not isinstance(sent, str) or not hmac.compare_digest(
+            sent.encode("utf-8", "replace"), expected.encode("utf-8", "replace")):
+        return _error_page(request, 403, "This sign-in form has expired. Reload the page and "
+                           "sign in again.")
+    name, password = form.get("name", ""), form.get("password", "")
+    if not isinstance(name, str) or not isinstance(password, str):
+        return _sign_in_form(request, 400, "Type your user name and password.", "")
+    name = name.strip().lower()
+    try:
+        token, _ = await asyncio.to_thread(request.app[USERS].sign_in, name, password)
+    except SignInRefused:
+        return _sign_in_form(
+            request, 401, "Sign-in failed: the user name or the password is wrong, or the "
+            "account is locked for a while after too many attempts. Ask a supervisor if "
+            "this goes on.", name if len(name) <= 64 else "")
+    response = web.HTTPSeeOther("/")
+    _set_cookie(response, config, config.session_cookie, token)
+    response.del_cookie(config.sign_in_cookie, path="/")
+    raise response
+
+
+@signed_in
+async def sign_out(request: web.Request, signed: SignedIn) -> web.StreamResponse:
+    config: Config = request.app[CONFIG]
+    await asyncio.to_thread(request.app[USERS].sign_out,
+                            request.cookies.get(config.session_cookie))
+    response = web.HTTPSeeOther("/sign-in")
+    response.del_cookie(config.session_cookie, path="/")
+    raise response
+
+
+# -- pages ------------------------------------------------------------------------------
+
+@signed_in
+async def queue_page(request: web.Request, signed: SignedIn) -> web.StreamResponse:
+    return await _render_queue(request, signed)
+
+
+async def _render_queue(request: web.Request, signed: SignedIn, status: int = 200,
+                        error: Optional[str] = None) -> web.Response:
+    describer, _ = await asyncio.to_thread(_describer, request)
+    state = await asyncio.to_thread(_state, request.app, signed, describer)
+    return aiohttp_jinja2.render_template(
+        "queue.html", request, {"signed": signed, "error": error, **state}, status=status)
+
+
+@signed_in
+async def case_page(request: web.Request, signed: SignedIn) -> web.StreamResponse:
+    number = _number(request)
+    if number is None:
+        return _error_page(request, 404, "There is no such case.", signed)
+    return await _render_case(request, signed, number)
+
+
+async def _render_case(request: web.Request, signed: SignedIn, number: int, status: int = 200,
+                       error: Optional[str] = None, draft: str = "",
+                       notice: Optional[str] = None) -> web.Response:
+    app = request.app
+    cases: Cases = app[CASES]
+    try:
+        case = await asyncio.to_thread(cases.case, number, signed.user, status == 200)
+    except NotAllowed:
+        return await _render_queue(request, signed, 403, f"Case {number} is not yours: only "
+                                   f"its caseworker and supervisors can open it.")
+    except CaseError:
+        if request.method == "POST":
+            return await _render_queue(request, signed, 400, f"There is no case {number}.")
+        return _error_page(request, 404, f"There is no case {number}.", signed)
+    describer, loaded = await asyncio.to_thread(_describer, request)
+    now = app[CONFIG].clock()
+    transcript: list[dict] = []
+    if case.status == "active":
+        try:
+            lines = await asyncio.to_thread(cases.transcript, number, signed.user)
+            transcript = [describer.line(line, signed.user.name) for line in lines]
+        except CaseError:
+            transcript = []
+    colleagues = []
+    if case.status == "active":
+        names = await asyncio.to_thread(app[USERS].active_names)
+        colleagues = [n for n in names if n != case.caseworker]
+    services = _services(loaded, case, signed.language) if loaded is not None else []
+    canned = [{"key": c.key, "label": c.label, "text": c.texts[case.language],
+               "mine": c.texts.get(signed.language)} for c in load_canned()]
+    context = {
+        "signed": signed, "case": describer.summary(case, signed.language, now),
+        "transcript": transcript, "colleagues": colleagues, "services": services,
+        "canned": canned, "outcomes": [(o, OUTCOME_WORDS[o]) for o in OUTCOMES],
+        "error": error, "notice": notice, "draft": draft, "max_chars": MAX_MESSAGE_CHARS,
+        "mine": case.caseworker == signed.user.name,
+    }
+    return aiohttp_jinja2.render_template("case.html", request, context, status=status)
+
+
+def _services(loaded: Any, case: CaseView, language: str) -> list[dict]:
+    """Up to six services near the case's coarse area, for its needs (nearest first)."""
+    from bot.services.lookup import Need
+
+    place = loaded.gazetteer.places.get(case.area) if case.area else None
+    if place is None or not len(loaded.directory):
+        return []
+    found: dict[str, Any] = {}
+    needs = list(case.needs[:3]) or [None]
+    for need in needs:
+        for hit in loaded.directory.nearest(place.lat, place.lon, Need(category=need),
+                                            limit=2 if need else 4, max_km=300.0):
+            found.setdefault(hit.card.code, hit)
+    ordered = sorted(found.values(), key=lambda hit: hit.km)[:6]
+    return [{"name": h.card.name, "organisation": h.card.organisation, "area": h.card.area,
+             "phone": h.card.phone, "km": round(h.km), "hours": h.card.hours_text,
+             "categories": list(h.card.categories)} for h in ordered]
+
+
+# -- the JSON API and the live updates ---------------------------------------------------
+
+@signed_in
+async def api_state(request: web.Request, signed: SignedIn) -> web.StreamResponse:
+    describer, _ = await asyncio.to_thread(_describer, request)
+    return web.json_response(await asyncio.to_thread(_state, request.app, signed, describer))
+
+
+@signed_in
+async def api_transcript(request: web.Request, signed: SignedIn) -> web.StreamResponse:
+    number = _number(request)
+    if number is None:
+        return _error_page(request, 404, "There is no such case.")
+    cases: Cases = request.app[CASES]
+    describer, _ = await asyncio.to_thread(_describer, request)
+    try:
+        lines = await asyncio.to_thread(cases.transcript, number, signed.user)
+    except NotAllowed:
+        return _error_page(request, 403, f"Case {number} is not yours.")
+    except CaseError as exc:
+        status = 404 if "no case" in str(exc) else 410
+        return _error_page(request, status, f"Case {number}: no transcript to read.")
+    return web.json_response({"number": number,
+                              "transcript": [describer.line(l, signed.user.name) for l in lines]})
+
+
+@signed_in
+async def events(request: web.Request, signed: SignedIn) -> web.StreamResponse:
+    """Server-sent events: ``state`` whenever the queue, my cases or the case change."""
+    config: Config = request.app[CONFIG]
+    number = request.query.get("case")
+    case_number = int(number) if number and _CASE_NUMBER.match(number) else None
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                           "X-Accel-Buffering": "no"})
+    await response.prepare(request)
+    last, quiet = None, 0.0
+    try:
+        while True:
+            current = await _session(request, touch=False)
+            if current is None:
+                await response.write(b"event: signed-out\ndata: {}\n\n")
+                break
+            describer, _ = await asyncio.to_thread(_describer, request)
+            state = await asyncio.to_thread(_state, request.app, current, describer, case_number)
+            text = json.dumps(state, sort_keys=True, ensure_ascii=False)
+            if text != last:
+                await response.write(f"event: state\ndata: {text}\n\n".encode("utf-8"))
+                last, quiet = text, 0.0
+            elif quiet >= config.heartbeat_seconds:
+                await response.write(b": still here\n\n")
+                quiet = 0.0
+            await asyncio.sleep(config.poll_seconds)
+            quiet += config.poll_seconds
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    return response
+
+
+# -- actions on a case ------------------------------------------------------------------
+
+@signed_in
+async def take(request: web.Request, signed: SignedIn) -> web.StreamResponse:
+    number = _number(request)
+    if number is None:
+        return await _render_queue(request, signed, 400, "There is no such case.")
+    try:
+        await asyncio.to_thread(request.app[CASES].claim, number, signed.user)
+    except AlreadyTaken:
+        return await _render_queue(request, signed, 409, f"Case {number} was taken by someone "
+                                   f"else a moment ago (or is closed). Choose another case.")
+    except CaseError:
+        return await _render_queue(request, signed, 400, f"There is no case {number}.")
+    raise web.HTTPSeeOther(f"/cases/{number}")
+
+
+@signed_in
+async def reply(request: web.Request, signed: SignedIn) -> web.StreamResponse:
+    number = _number(request)
+    if number is None:
+        return await _render_queue(request, signed, 400, "There is no such case.")
+    form = request["form"]
+    cases: Cases = request.app[CASES]
+    try:
+        case = await asyncio.to_thread(cases.case, number, signed.user, False)
+    except NotAllowed:
+        return await _render_queue(request, signed, 403, f"Case {number} is not yours.")
+    except CaseError:
+        return await _render_queue(request, signed, 400, f"There is no case {number}.")
+    key, text = form.get("canned"), form.get("text")
+    draft = text if isinstance(text, str) else ""
+    if key:
+        chosen = {c.key: c for c in load_canned()}.get(key) if isinstance(key, str) else None
+        if chosen is None:
+            return await _render_case(request, signed, number, 400,
+                                      "That canned reply does not exist.", draft)
+        text = chosen.texts[case.language]
+    if not isinstance(text, str) or not text.strip():
+        return await _render_case(request, signed, number, 400,
+                                  "The reply is empty: write something first.")
+    text = text.strip().replace("\r\n", "\n")
+    if len(text) > MAX_MESSAGE_CHARS:
+        return await _render_case(request, signed, number, 400,
+                                  f"The reply is too long: {len(text)} characters, at most "
+                                  f"{MAX_MESSAGE_CHARS}. Shorten it or send it in parts.", draft)
+    if case.status != "active":
+        return await _render_case(request, signed, number, 400,
+                                  f"Case {number} is {case.status}: replies go to active cases "
+                                  f"only.", draft)
+    if case.caseworker != signed.user.name and not signed.user.supervisor:
+        return await _render_queue(request, signed, 403, f"Case {number} is not yours.")
+    try:
+        await request.app[RELAY].send(case, text)
+    except RelayError as exc:
+        logger.warning("reply to case %d not delivered: %s", number, exc)
+        return await _render_case(request, signed, number, 502,
+                                  f"Not sent: {exc}. Your reply is still in the box; try again "
+                                  f"in a moment.", draft)
+    try:
+        await asyncio.to_thread(cases.record, number, "caseworker", text, signed.user)
+    except (CaseError, NotAllowed) as exc:
+        logger.warning("reply to case %d sent but not recorded: %s", number, type(exc).__name__)
+    raise web.HTTPSeeOther(f"/cases/{number}#reply")
+
+
+@signed_in
+async def transfer(request: web.Request, signed: SignedIn) -> web.StreamResponse:
+    number = _number(request)
+    if number is None:
+        return await _render_queue(request, signed, 400, "There is no such case.")
+    to = request["form"].get("to")
+    names = await asyncio.to_thread(request.app[USERS].active_names)
+    if not isinstance(to, str) or to not in names:
+        return await _transfer_error(request, signed, number,
+                                     "Choose a colleague from the list: that user does not "
+                                     "exist or cannot sign in.")
+    try:
+        await asyncio.to_thread(request.app[CASES].transfer, number, signed.user, to)
+    except NotAllowed:
+        return await _render_queue(request, signed, 403, f"Case {number} is not yours.")
+    except CaseError as exc:
+        return await _transfer_error(request, signed, number, _plain(exc, number))
+    # A caseworker no longer sees a case handed on; a supervisor still does.
+    raise web.HTTPSeeOther(f"/cases/{number}" if signed.user.supervisor else "/")
+
+
+async def _transfer_error(request: web.Request, signed: SignedIn, number: int,
+                          message: str) -> web.Response:
+    try:
+        await asyncio.to_thread(request.app[CASES].case, number, signed.user, False)
+    except NotAllowed:
+        return await _render_queue(request, signed, 403, f"Case {number} is not yours.")
+    except CaseError:
+        return await _render_queue(request, signed, 400, f"There is no case {number}.")
+    return await _render_case(request, signed, number, 400, message)
+
+
+def _plain(exc: CaseError, number: int) -> str:
+    text = str(exc)
+    if "no case" in text:
+        return f"There is no case {number}."
+    if "not active" in text:
+        return f"Case {number} is not active."
+    if "already with" in text:
+        return f"Case {number} is already with that person."
+    return text
+
+
+@signed_in
+async def close(request: web.Request, signed: SignedIn) -> web.StreamResponse:
+    number = _number(request)
+    if number is None:
+        return await _render_queue(request, signed, 400, "There is no such case.")
+    outcome = request["form"].get("outcome")
+    if outcome not in OUTCOMES:
+        return await _transfer_error(request, signed, number,
+                                     "Choose the outcome: referred, information given, no "
+                                     "contact or other.")
+    try:
+        await asyncio.to_thread(request.app[CASES].close, number, signed.user, outcome)
+    except NotAllowed:
+        return await _render_queue(request, signed, 403, f"Case {number} is not yours.")
+    except CaseError as exc:
+        return await _transfer_error(request, signed, number, _plain(exc, number))
+    raise web.HTTPSeeOther("/")

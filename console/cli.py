@@ -1,0 +1,114 @@
+"""The console's commands, called by ``bot.cli``: ``helpline users ...`` and ``helpline console``."""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import sys
+from typing import Optional, TextIO
+
+from bot.settings import Settings
+
+
+def _users(settings: Settings):
+    from bot.storage import SchemaError, make_engine, require_current, session_factory
+    from console.users import Users
+
+    engine = make_engine(settings.database_url)
+    try:
+        require_current(engine)
+    except SchemaError as exc:
+        raise SystemExit(f"users: {exc}") from None
+    return Users(session_factory(engine))
+
+
+def read_password(stdin: bool, source: Optional[TextIO] = None) -> Optional[str]:
+    """The new password: one line of ``source`` (default: stdin) with ``stdin``, else typed
+    twice without echo (None: the two differ)."""
+    if stdin:
+        return (source or sys.stdin).readline().rstrip("\r\n")
+    first = getpass.getpass("Password (at least 12 characters): ")
+    second = getpass.getpass("The same password again: ")
+    return first if first == second else None
+
+
+def users_command(settings: Settings, action: str, name: Optional[str] = None,
+                  supervisor: bool = False, password_stdin: bool = False,
+                  language: str = "en") -> int:
+    """``helpline users add|list|disable``; prints what was done, never a password."""
+    from console.users import UserError, check_name, check_password
+
+    try:
+        users = _users(settings)
+    except SystemExit as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    try:
+        if action == "list":
+            accounts = users.list()
+            if not accounts:
+                print("no users yet: `helpline users add NAME` creates one")
+            for account in accounts:
+                state = "disabled" if account.disabled else "active"
+                if not account.disabled and account.locked_until is not None:
+                    from console.users import utcnow
+
+                    if account.locked_until > utcnow():
+                        state = f"locked until {account.locked_until:%Y-%m-%d %H:%M} UTC"
+                last = (f"{account.last_sign_in:%Y-%m-%d %H:%M} UTC" if account.last_sign_in
+                        else "never")
+                print(f"{account.name}\t{account.role}\t{account.language}\t{state}\t"
+                      f"last sign-in: {last}")
+            return 0
+        check_name(name)
+        if action == "disable":
+            users.disable(name)
+            print(f"{name}: disabled, signed out everywhere")
+            return 0
+        password = read_password(password_stdin)
+        if password is None:
+            print("users: the two passwords differ; nothing changed", file=sys.stderr)
+            return 2
+        check_password(password)
+        account = users.add(name, password, supervisor=supervisor, language=language)
+        print(f"{account.name}: created ({account.role}, names in {account.language})")
+        return 0
+    except UserError as exc:
+        print(f"users: {exc}", file=sys.stderr)
+        return 2
+
+
+def serve(settings: Settings, insecure_cookies: bool = False) -> int:
+    """``helpline console``: serves the console on HELPLINE_BIND:HELPLINE_CONSOLE_PORT."""
+    from aiohttp import web
+
+    from bot.deployment import DeploymentError, load_deployment
+    from bot.privacy.keys import SecretsError, load_secrets
+    from bot.services.runtime import DirectoryCache
+    from bot.storage import SchemaError, make_engine, require_current, session_factory
+    from console.app import Config, create_app
+    from console.relay import RasaRelay
+
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if insecure_cookies and settings.bind not in ("127.0.0.1", "localhost", "::1"):
+        print("console: --insecure-cookies is only for http://127.0.0.1; behind a proxy the "
+              "console must be reached over https", file=sys.stderr)
+        return 2
+    try:
+        deployment = load_deployment(settings.deployment_file)
+        secrets = load_secrets(settings.secrets_file, create=False)
+        engine = make_engine(settings.database_url)
+        require_current(engine)
+    except (DeploymentError, SecretsError, SchemaError) as exc:
+        print(f"console: {exc}", file=sys.stderr)
+        return 2
+    directory = DirectoryCache(settings.database_url, deployment.human_cover.timezone)
+    config = Config(secure_cookies=not insecure_cookies, timezone=deployment.human_cover.timezone,
+                    places=directory.get,
+                    closed_case_days=deployment.retention.closed_case_days)
+    relay = RasaRelay(f"http://127.0.0.1:{settings.rasa_port}", settings.rasa_token)
+    app = create_app(session_factory(engine), secrets.fernet(), relay, config)
+    print(f"caseworker console: http://{settings.bind}:{settings.console_port}/", flush=True)
+    web.run_app(app, host=settings.bind, port=settings.console_port, print=None)
+    return 0

@@ -1,0 +1,274 @@
+"""Caseworkers and their sign-in: argon2 password hashes, lock-out, server-side sessions.
+
+- A password is at least ``MIN_PASSWORD_CHARS`` characters; only its argon2id hash is stored.
+- ``MAX_FAILURES`` wrong passwords in a row lock the account for ``LOCK_MINUTES``; a correct
+  password during the lock-out is refused too. The refusal reads the same whether the user
+  exists, is disabled, is locked or typed a wrong password (``SignInRefused``), and an unknown
+  name costs the same argon2 work as a known one.
+- A session is a random token in the browser's cookie; the table keeps its SHA-256, so a copy
+  of the database cannot be replayed as a cookie. It ends after ``IDLE_MINUTES`` without a
+  request, after ``MAX_HOURS`` in any case, at sign-out, and when the user is disabled.
+- Sign-ins, sign-outs and lock-outs are logged with the user name (never a password; a name
+  that is not a user is not logged, as it may be a password typed in the wrong field).
+
+Everything here is synchronous SQLAlchemy (call it from a thread in async code).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.cases.queue import User
+from console.models import LANGUAGES, ROLES, Caseworker, ConsoleSession
+
+logger = logging.getLogger("console.auth")
+
+MIN_PASSWORD_CHARS = 12
+MAX_PASSWORD_CHARS = 1024
+MAX_FAILURES = 5
+LOCK_MINUTES = 15
+IDLE_MINUTES = 30
+MAX_HOURS = 12
+_NAME = re.compile(r"^[a-z0-9_.\-]{2,64}$")
+_HASHER = PasswordHasher()
+_DUMMY_HASH = _HASHER.hash("not a password of anyone: evens out the time of a refusal")
+
+
+class UserError(ValueError):
+    """A user cannot be created or changed as asked; the message says why."""
+
+
+class SignInRefused(Exception):
+    """Wrong name or password, a disabled or a locked account: one message for all."""
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _aware(moment: Optional[dt.datetime]) -> Optional[dt.datetime]:
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=dt.timezone.utc)
+    return moment
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode("ascii", "replace")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Account:
+    """A caseworker as ``helpline users list`` shows it."""
+
+    name: str
+    role: str
+    language: str
+    locked_until: Optional[dt.datetime]
+    created_at: dt.datetime
+    last_sign_in: Optional[dt.datetime]
+    disabled: bool
+
+    @property
+    def supervisor(self) -> bool:
+        return self.role == "supervisor"
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """A valid session: who, in which language, and the session's CSRF token."""
+
+    user: User
+    language: str
+    csrf_token: str
+
+
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise UserError("a user name is 2 to 64 characters: a-z, 0-9, dot, dash, underscore")
+    return name
+
+
+def check_password(password: str) -> str:
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD_CHARS:
+        raise UserError(f"a password has at least {MIN_PASSWORD_CHARS} characters")
+    if len(password) > MAX_PASSWORD_CHARS:
+        raise UserError(f"a password has at most {MAX_PASSWORD_CHARS} characters")
+    return password
+
+
+class Users:
+    """The console's users and sessions on the project's database."""
+
+    def __init__(self, sessions: "sessionmaker[Session]",
+                 clock: Callable[[], dt.datetime] = utcnow) -> None:
+        self._sessions = sessions
+        self._clock = clock
+
+    # -- accounts (the CLI) -------------------------------------------------------------
+
+    def add(self, name: str, password: str, supervisor: bool = False,
+            language: str = "en") -> Account:
+        """Creates a user.
+
+        Raises:
+            UserError: a bad name, password or language, or a name already taken.
+        """
+        check_name(name)
+        check_password(password)
+        if language not in LANGUAGES:
+            raise UserError(f"language {language!r} is not one of {', '.join(LANGUAGES)}")
+        with self._sessions.begin() as session:
+            if session.get(Caseworker, name) is not None:
+                raise UserError(f"there is already a user {name}")
+            row = Caseworker(name=name, password_hash=_HASHER.hash(password),
+                             role=ROLES[1] if supervisor else ROLES[0], language=language,
+                             failed_attempts=0, created_at=self._clock())
+            session.add(row)
+            session.flush()
+            return self._account(row)
+
+    def list(self) -> list[Account]:
+        with self._sessions() as session:
+            rows = session.execute(sa.select(Caseworker).order_by(Caseworker.name)).scalars()
+            return [self._account(r) for r in rows]
+
+    def active_names(self) -> list[str]:
+        """Users who may sign in (not disabled), for the transfer list."""
+        with self._sessions() as session:
+            return list(session.execute(
+                sa.select(Caseworker.name).where(Caseworker.disabled_at.is_(None))
+                .order_by(Caseworker.name)).scalars())
+
+    def disable(self, name: str) -> None:
+        """The user can no longer sign in; their sessions end now.
+
+        Raises:
+            UserError: no such user.
+        """
+        with self._sessions.begin() as session:
+            row = session.get(Caseworker, name) if isinstance(name, str) else None
+            if row is None:
+                raise UserError(f"there is no user {name}")
+            row.disabled_at = row.disabled_at or self._clock()
+            session.execute(sa.delete(ConsoleSession).where(ConsoleSession.caseworker == name))
+        logger.info("user disabled: %s", name)
+
+    def signed_in_count(self) -> int:
+        """How many users have a session that has not timed out (for "is anyone on shift")."""
+        now = self._clock()
+        with self._sessions() as session:
+            return session.execute(
+                sa.select(sa.func.count(sa.distinct(ConsoleSession.caseworker)))
+                .where(ConsoleSession.last_seen > now - dt.timedelta(minutes=IDLE_MINUTES),
+                       ConsoleSession.created_at > now - dt.timedelta(hours=MAX_HOURS))
+            ).scalar_one()
+
+    # -- sign-in and sessions (the web app) ---------------------------------------------
+
+    def sign_in(self, name: str, password: str) -> tuple[str, SignedIn]:
+        """Checks the password and opens a session: returns the cookie's token and the session.
+
+        Raises:
+            SignInRefused: for any reason, with the same message.
+        """
+        now = self._clock()
+        signed: Optional[SignedIn] = None
+        # The failure count must be committed, so the refusal is raised after the block.
+        with self._sessions.begin() as session:
+            row = (session.get(Caseworker, name)
+                   if isinstance(name, str) and _NAME.match(name) else None)
+            locked = _aware(row.locked_until) if row is not None else None
+            if row is None or (locked is not None and locked > now):
+                _verify(_DUMMY_HASH, password)
+                if row is not None:
+                    logger.info("sign-in refused, account locked: %s", name)
+            elif not _verify(row.password_hash, password) or row.disabled_at is not None:
+                if locked is not None:  # the lock-out is over: count afresh
+                    row.failed_attempts, row.locked_until = 0, None
+                row.failed_attempts += 1
+                if row.failed_attempts >= MAX_FAILURES:
+                    row.locked_until = now + dt.timedelta(minutes=LOCK_MINUTES)
+                    logger.warning("account locked for %d minutes after %d failed sign-ins: %s",
+                                   LOCK_MINUTES, row.failed_attempts, name)
+                else:
+                    logger.info("sign-in failed: %s", name)
+            else:
+                if _HASHER.check_needs_rehash(row.password_hash):
+                    row.password_hash = _HASHER.hash(password)
+                row.failed_attempts, row.locked_until, row.last_sign_in = 0, None, now
+                token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+                session.add(ConsoleSession(token_hash=_digest(token), caseworker=name,
+                                           csrf_token=csrf, created_at=now, last_seen=now))
+                signed = SignedIn(User(name, row.role == "supervisor"), row.language, csrf)
+        if signed is None:
+            raise SignInRefused()
+        logger.info("signed in: %s", name)
+        return token, signed
+
+    def session(self, token: Optional[str], touch: bool = True) -> Optional[SignedIn]:
+        """The session of a cookie's token, or None (unknown, timed out, user disabled).
+
+        ``touch``: count this as activity (the live updates do not, so an open tab still
+        times out).
+        """
+        if not token or len(token) > 100:
+            return None
+        now = self._clock()
+        with self._sessions.begin() as session:
+            row = session.get(ConsoleSession, _digest(token))
+            if row is None:
+                return None
+            user = session.get(Caseworker, row.caseworker)
+            if (user is None or user.disabled_at is not None
+                    or _aware(row.last_seen) <= now - dt.timedelta(minutes=IDLE_MINUTES)
+                    or _aware(row.created_at) <= now - dt.timedelta(hours=MAX_HOURS)):
+                session.delete(row)
+                return None
+            if touch:
+                row.last_seen = now
+            return SignedIn(User(user.name, user.role == "supervisor"), user.language,
+                            row.csrf_token)
+
+    def sign_out(self, token: Optional[str]) -> None:
+        if not token:
+            return
+        with self._sessions.begin() as session:
+            row = session.get(ConsoleSession, _digest(token))
+            if row is not None:
+                logger.info("signed out: %s", row.caseworker)
+                session.delete(row)
+
+    def purge_sessions(self) -> int:
+        """Deletes sessions that have timed out."""
+        now = self._clock()
+        with self._sessions.begin() as session:
+            return session.execute(sa.delete(ConsoleSession).where(sa.or_(
+                ConsoleSession.last_seen <= now - dt.timedelta(minutes=IDLE_MINUTES),
+                ConsoleSession.created_at <= now - dt.timedelta(hours=MAX_HOURS),
+            )).execution_options(synchronize_session=False)).rowcount
+
+    @staticmethod
+    def _account(row: Caseworker) -> Account:
+        return Account(row.name, row.role, row.language, _aware(row.locked_until),
+                       _aware(row.created_at), _aware(row.last_sign_in),
+                       row.disabled_at is not None)
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    if not isinstance(password, str) or not password or len(password) > MAX_PASSWORD_CHARS:
+        password = "\0"  # still do the work, so the time says nothing
+    try:
+        return _HASHER.verify(password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False

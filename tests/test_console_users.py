@@ -1,0 +1,154 @@
+"""The console's users (``helpline users``, hashing, lock-out on PostgreSQL too), its canned
+replies file, and the relay to the Rasa server's HTTP API."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+
+import pytest
+import sqlalchemy as sa
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from bot import cli
+from bot.cases.queue import CaseView
+from bot.storage import make_engine, session_factory, upgrade
+from console import cli as console_cli
+from console.canned import CannedError, load_canned
+from console.models import Caseworker
+from console.relay import RasaRelay, RelayError
+from console.users import LOCK_MINUTES, MAX_FAILURES, SignInRefused, Users
+
+PASSWORD = "a long enough password"
+
+
+def test_users_add_list_disable(tmp_path, monkeypatch, capsys):
+    url = f"sqlite:///{tmp_path}/cli.db"
+    monkeypatch.setenv("HELPLINE_DATABASE_URL", url)
+    assert cli.main(["users", "list"]) == 2
+    assert "helpline db upgrade" in capsys.readouterr().err
+    assert cli.main(["db", "upgrade"]) == 0
+    capsys.readouterr()
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    assert cli.main(["users", "add", "amina", "--password-stdin"]) == 0
+    assert "amina: created (caseworker" in capsys.readouterr().out
+    answers = iter([PASSWORD, PASSWORD])
+    monkeypatch.setattr(console_cli.getpass, "getpass", lambda prompt: next(answers))
+    assert cli.main(["users", "add", "lead", "--supervisor", "--language", "fr"]) == 0
+    assert "lead: created (supervisor, names in fr)" in capsys.readouterr().out
+
+    answers = iter([PASSWORD, PASSWORD + "x"])
+    assert cli.main(["users", "add", "bob"]) == 2
+    assert "the two passwords differ" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert cli.main(["users", "add", "bob", "--password-stdin"]) == 2
+    assert "at least 12 characters" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    assert cli.main(["users", "add", "amina", "--password-stdin"]) == 2
+    assert "already a user amina" in capsys.readouterr().err
+    assert cli.main(["users", "add", "Not Valid", "--password-stdin"]) == 2
+    assert "a user name is 2 to 64 characters" in capsys.readouterr().err
+
+    assert cli.main(["users", "list"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[:4] for line in listed] == [
+        ["amina", "caseworker", "en", "active"], ["lead", "supervisor", "fr", "active"]]
+    assert PASSWORD not in "".join(listed)
+
+    assert cli.main(["users", "disable", "amina"]) == 0
+    assert cli.main(["users", "disable", "nobody"]) == 2
+    assert "there is no user nobody" in capsys.readouterr().err
+    assert cli.main(["users", "list"]) == 0
+    assert "amina\tcaseworker\ten\tdisabled" in capsys.readouterr().out
+
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        hashes = connection.execute(sa.select(Caseworker.password_hash)).scalars().all()
+    engine.dispose()
+    assert all(h.startswith("$argon2id$") and PASSWORD not in h for h in hashes)
+
+
+def test_the_console_refuses_insecure_cookies_on_a_public_address(monkeypatch, capsys):
+    monkeypatch.setenv("HELPLINE_BIND", "0.0.0.0")
+    assert cli.main(["console", "--insecure-cookies"]) == 2
+    assert "only for http://127.0.0.1" in capsys.readouterr().err
+
+
+def test_sign_in_and_lock_out_on_postgresql(postgres_url):
+    engine = make_engine(postgres_url)
+    upgrade(engine)
+    now = [dt.datetime(2026, 11, 26, 8, 0, tzinfo=dt.timezone.utc)]
+    users = Users(session_factory(engine), clock=lambda: now[0])
+    users.add("amina", PASSWORD)
+    token, signed = users.sign_in("amina", PASSWORD)
+    assert signed.user.name == "amina" and users.session(token).csrf_token == signed.csrf_token
+    for _ in range(MAX_FAILURES):
+        with pytest.raises(SignInRefused):
+            users.sign_in("amina", "wrong password!!")
+    with pytest.raises(SignInRefused):
+        users.sign_in("amina", PASSWORD)
+    now[0] += dt.timedelta(minutes=LOCK_MINUTES, seconds=1)
+    assert users.sign_in("amina", PASSWORD)[1].user.name == "amina"
+    assert users.signed_in_count() == 1
+    users.disable("amina")
+    assert users.session(token) is None and users.signed_in_count() == 0
+    engine.dispose()
+
+
+def test_every_canned_reply_has_a_short_text_in_every_language():
+    replies = load_canned()
+    assert len(replies) >= 6 and len({r.key for r in replies}) == len(replies)
+    for reply in replies:
+        assert set(reply.texts) == {"en", "fr", "ar", "es"} and reply.label
+
+
+def test_a_broken_canned_file_names_every_problem(tmp_path):
+    path = tmp_path / "canned.yml"
+    path.write_text("canned:\n  hello:\n    label: Hi\n    en: Hello\n    fr: Bonjour {name}\n"
+                    "    es: " + "a" * 400 + "\n", encoding="utf-8")
+    with pytest.raises(CannedError) as raised:
+        load_canned(path)
+    message = str(raised.value)
+    assert "hello.ar: missing" in message and "hello.fr: a canned reply has no placeholders" in message
+    assert "hello.es: 400 characters" in message
+
+
+def _case() -> CaseView:
+    moment = dt.datetime(2026, 11, 26, tzinfo=dt.timezone.utc)
+    return CaseView(3, "c" + "a" * 32, "sms", "fr", "high", (), None, "active", "amina", None,
+                    moment, moment, None)
+
+
+async def test_the_rasa_relay_triggers_the_caseworker_intent_in_the_conversation():
+    received = []
+
+    async def trigger(request: web.Request) -> web.Response:
+        received.append((request.match_info["conversation"], dict(request.query),
+                         await request.json()))
+        return web.json_response({"tracker": {}, "messages": []},
+                                 status=200 if len(received) == 1 else 500)
+
+    app = web.Application()
+    app.router.add_post("/conversations/{conversation}/trigger_intent", trigger)
+    server = TestServer(app)
+    await server.start_server()
+    base = str(server.make_url(""))
+    relay = RasaRelay(base, token="api-token")
+    try:
+        await relay.send(_case(), "Bonjour, je suis là.")
+        assert received == [("c" + "a" * 32, {"output_channel": "latest", "token": "api-token"},
+                             {"name": "caseworker_message",
+                              "entities": {"caseworker_text": "Bonjour, je suis là."}})]
+        with pytest.raises(RelayError, match="HTTP 500"):
+            await relay.send(_case(), "again")
+    finally:
+        await relay.close()
+        await server.close()
+    with pytest.raises(RelayError, match="cannot be reached"):
+        unreachable = RasaRelay(base, timeout_seconds=2)
+        try:
+            await unreachable.send(_case(), "hello")
+        finally:
+            await unreachable.close()
