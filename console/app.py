@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.cases.models import OUTCOMES
 from bot.cases.queue import (
-    MAX_MESSAGE_CHARS, AlreadyTaken, CaseError, Cases, CaseView, NotAllowed, User, utcnow,
+    MAX_MESSAGE_CHARS, AlreadyTaken, CaseError, Cases, CaseView, NotAllowed, utcnow,
 )
 from console.canned import load_canned
 from console.relay import Relay, RelayError
