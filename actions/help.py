@@ -2,8 +2,7 @@
 
 The services search asks for the need and the place, then answers from the directory
 (``bot/services``); the decision is ``bot.services.answer.next_step`` and the words are
-``bot.services.reply``. The caseworker queue is not wired yet: that action says so honestly,
-gives the emergency contacts, and leaves the person somewhere to go next.
+``bot.services.reply``. Asking for a person leads to the hand-off (``actions/handoff.py``).
 """
 
 from __future__ import annotations
@@ -44,9 +43,9 @@ LAST_PAGE = 9  # services_page holds "1".."9": ten pages of three are enough for
 
 
 def request_human(dispatcher: CollectingDispatcher, tracker: Tracker) -> List[EventType]:
-    language = language_of(tracker)
-    say_with_contacts(dispatcher, tracker, "utter_handoff_unavailable", language)
-    return [SlotSet("offer", None)]
+    from actions.handoff import offer_hand_off
+
+    return offer_hand_off(dispatcher, tracker)
 
 
 class ActionRequestHuman(Action):
@@ -215,6 +214,10 @@ class ActionAnswerOffer(Action):
         offer = tracker.get_slot("offer")
         if offer == "human" and latest_intent(tracker) == "affirm":
             return request_human(dispatcher, tracker)
+        if offer == "handoff" and latest_intent(tracker) == "affirm":
+            from actions.handoff import connect
+
+            return connect(dispatcher, tracker)
         if offer:
             say(dispatcher, "utter_offer_declined", language)
         else:

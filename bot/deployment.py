@@ -72,6 +72,18 @@ class HumanCover:
         now = local.time()
         return any(start <= now < end for start, end in ranges)
 
+    def next_opening(self, moment: dt.datetime) -> Optional[dt.datetime]:
+        """The next start of cover after ``moment``, in the helpline's local time (None: the
+        week has no cover at all)."""
+        local = moment.astimezone(ZoneInfo(self.timezone))
+        for days in range(8):
+            day = (local + dt.timedelta(days=days)).date()
+            for start, _ in sorted(self.hours.get(WEEKDAYS[day.weekday()], ())):
+                opening = dt.datetime.combine(day, start, tzinfo=local.tzinfo)
+                if opening > local:
+                    return opening
+        return None
+
 
 @dataclass(frozen=True)
 class Retention:

@@ -149,6 +149,7 @@ class PrivateTrackerStore(TrackerStore):
         kwargs.pop("host", None)  # Rasa passes the endpoint's url as host; settings decide
         install_log_scrubber()
         rasa_speedups.install()
+        erasure.register("hand-off cases", self._erase_case)
         self.settings = settings or Settings.from_env()
         self.deployment = cached_deployment(self.settings.deployment_file)
         self.backend = (backend or self.settings.tracker_store).lower()
@@ -277,6 +278,15 @@ class PrivateTrackerStore(TrackerStore):
         if idle:
             logger.info("tracker store: deleted %d idle conversation(s)", len(idle))
         return len(idle)
+
+    async def _erase_case(self, conversation_id: str) -> None:
+        """A quick exit or "forget me": the conversation's open case ends and its transcript's
+        key and texts are destroyed (nothing to do where the cases tables do not exist)."""
+        from bot.cases.service import cases_for
+
+        cases = await asyncio.to_thread(cases_for, self.settings.database_url, self.settings)
+        if cases is not None:
+            await cases.erase(conversation_id)
 
     def _schedule_purge(self) -> None:
         now = time.monotonic()

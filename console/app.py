@@ -208,6 +208,13 @@ def signed_in(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamR
     return wrapper
 
 
+def _drop_cookie(response: web.StreamResponse, config: Config, name: str) -> None:
+    """Deletes a cookie with the flags it was set with: a browser ignores the deletion of a
+    ``__Host-`` cookie without Secure (aiohttp 3.9's ``del_cookie`` sends none)."""
+    response.set_cookie(name, "", path="/", max_age=0, expires="Thu, 01 Jan 1970 00:00:00 GMT",
+                        httponly=True, secure=config.secure_cookies, samesite="Strict")
+
+
 def _set_cookie(response: web.StreamResponse, config: Config, name: str, value: str) -> None:
     response.set_cookie(name, value, path="/", httponly=True, secure=config.secure_cookies,
                         samesite="Strict")
@@ -302,7 +309,7 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
             "this goes on.", name if len(name) <= 64 else "")
     response = web.HTTPSeeOther("/")
     _set_cookie(response, config, config.session_cookie, token)
-    response.del_cookie(config.sign_in_cookie, path="/")
+    _drop_cookie(response, config, config.sign_in_cookie)
     raise response
 
 
@@ -312,7 +319,7 @@ async def sign_out(request: web.Request, signed: SignedIn) -> web.StreamResponse
     await asyncio.to_thread(request.app[USERS].sign_out,
                             request.cookies.get(config.session_cookie))
     response = web.HTTPSeeOther("/sign-in")
-    response.del_cookie(config.session_cookie, path="/")
+    _drop_cookie(response, config, config.session_cookie)
     raise response
 
 
@@ -508,17 +515,21 @@ async def reply(request: web.Request, signed: SignedIn) -> web.StreamResponse:
                                   f"only.", draft)
     if case.caseworker != signed.user.name and not signed.user.supervisor:
         return await _render_queue(request, signed, 403, f"Case {number} is not yours.")
+    try:  # recorded first: the assistant's relay action reads it from the transcript
+        message_id = await asyncio.to_thread(cases.record, number, "caseworker", text,
+                                             signed.user)
+    except NotAllowed:
+        return await _render_queue(request, signed, 403, f"Case {number} is not yours.")
+    except CaseError as exc:
+        return await _render_case(request, signed, number, 400, _plain(exc, number), draft)
     try:
         await request.app[RELAY].send(case, text)
     except RelayError as exc:
+        await asyncio.to_thread(cases.withdraw, message_id)
         logger.warning("reply to case %d not delivered: %s", number, exc)
         return await _render_case(request, signed, number, 502,
                                   f"Not sent: {exc}. Your reply is still in the box; try again "
                                   f"in a moment.", draft)
-    try:
-        await asyncio.to_thread(cases.record, number, "caseworker", text, signed.user)
-    except (CaseError, NotAllowed) as exc:
-        logger.warning("reply to case %d sent but not recorded: %s", number, type(exc).__name__)
     raise web.HTTPSeeOther(f"/cases/{number}#reply")
 
 
@@ -576,9 +587,14 @@ async def close(request: web.Request, signed: SignedIn) -> web.StreamResponse:
                                      "Choose the outcome: referred, information given, no "
                                      "contact or other.")
     try:
-        await asyncio.to_thread(request.app[CASES].close, number, signed.user, outcome)
+        closed = await asyncio.to_thread(request.app[CASES].close, number, signed.user, outcome)
     except NotAllowed:
         return await _render_queue(request, signed, 403, f"Case {number} is not yours.")
     except CaseError as exc:
         return await _transfer_error(request, signed, number, _plain(exc, number))
+    try:  # the assistant says goodbye and is back; the case is closed whatever happens here
+        await request.app[RELAY].closed(closed)
+    except RelayError as exc:
+        logger.warning("console: the conversation of case %d was not told it closed (%s)",
+                       number, exc)
     raise web.HTTPSeeOther("/")

@@ -1,9 +1,12 @@
 """How a caseworker's reply reaches the person: a ``Relay``.
 
-The default, ``RasaRelay``, asks the Rasa server to run the ``caseworker_message`` intent in
-the case's conversation (``POST /conversations/{id}/trigger_intent?output_channel=latest``,
-the text as the ``caseworker_text`` entity). The dialogue's action speaks it over the channel
-the person came on, so the conversation's state stays in Rasa. Tests use a fake that records.
+The console records a reply in the case's encrypted transcript first; the default relay,
+``RasaRelay``, then asks the Rasa server (``rasa run --enable-api``) to run
+``action_relay_caseworker`` in the case's conversation (``POST .../execute?output_channel=
+latest``), which takes the replies waiting in the transcript and speaks them over the channel
+the person came on: the text never passes through Rasa's API or tracker. When a case closes,
+``closed`` runs ``action_handoff_closed`` (the assistant's goodbye, and it is back). Rasa marks ``/execute`` as deprecated; it is the one way to run an action
+without an intent the NLU would have to learn. Tests use a fake that records.
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ import aiohttp
 
 from bot.cases.queue import CaseView
 
-INTENT = "caseworker_message"
-ENTITY = "caseworker_text"
+RELAY_ACTION = "action_relay_caseworker"
+CLOSED_ACTION = "action_handoff_closed"
 
 
 class RelayError(RuntimeError):
@@ -36,6 +39,9 @@ class Relay(abc.ABC):
             RelayError: it could not be delivered.
         """
 
+    async def closed(self, case: CaseView) -> None:
+        """Tells the case's conversation that the caseworker closed it (default: nothing)."""
+
     async def close(self) -> None:
         """Releases connections (called when the console stops)."""
 
@@ -49,23 +55,30 @@ class RasaRelay(Relay):
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._session: Optional[aiohttp.ClientSession] = None
 
-    def url_for(self, conversation_id: str) -> str:
+    def url_for(self, conversation_id: str, endpoint: str) -> str:
         query = {"output_channel": "latest"}
         if self._token:
             query["token"] = self._token
         return (f"{self.rasa_url}/conversations/{urllib.parse.quote(conversation_id, safe='')}"
-                f"/trigger_intent?{urllib.parse.urlencode(query)}")
+                f"/{endpoint}?{urllib.parse.urlencode(query)}")
 
-    async def send(self, case: CaseView, text: str) -> None:
+    async def _post(self, case: CaseView, endpoint: str, body: dict) -> None:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
-        body = {"name": INTENT, "entities": {ENTITY: text}}
         try:
-            async with self._session.post(self.url_for(case.conversation_id), json=body) as reply:
+            async with self._session.post(self.url_for(case.conversation_id, endpoint),
+                                          json=body) as reply:
                 if reply.status >= 300:
                     raise RelayError(f"the assistant answered HTTP {reply.status}")
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise RelayError(f"the assistant cannot be reached ({type(exc).__name__})") from None
+
+    async def send(self, case: CaseView, text: str) -> None:
+        """``text`` is already in the transcript, where the relay action reads it."""
+        await self._post(case, "execute", {"name": RELAY_ACTION})
+
+    async def closed(self, case: CaseView) -> None:
+        await self._post(case, "execute", {"name": CLOSED_ACTION})
 
     async def close(self) -> None:
         if self._session is not None:

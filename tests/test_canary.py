@@ -52,6 +52,10 @@ SCRIPT = [
     ("sms", A, "yes"),
     ("sms", A, f"my passport {canary.ID_NUMBERS[0]} is kept at {canary.ADDRESSES[0]}"),
     ("sms", A, "no"),
+    ("sms", A, "/menu"),  # ends the questions
+    ("sms", A, "/request_human"),  # a caseworker account exists: the consent question
+    ("sms", A, "1"),  # yes: the case is queued
+    ("sms", A, f"I am {canary.NAMES[0]}, my brother's number is {canary.PHONES[4]}"),  # relayed
     ("helpline", D, f"I live at {canary.ADDRESSES[0]}, my id is {canary.ID_NUMBERS[1]}"),
     ("helpline", D, "2"),
     ("helpline", D, "/find_services"),
@@ -65,7 +69,7 @@ SCRIPT = [
     ("webchat", C, f"I am {canary.NAMES[1]}, {canary.EMAILS[1]}, {canary.PHONES[1]}"),
     ("webchat", C, "delete my data"),
 ]
-SENDS = {"sms": sum(1 for c, _, _ in SCRIPT if c == "sms"),  # one SMS per turn
+SENDS = {"sms": sum(1 for c, _, _ in SCRIPT if c == "sms") - 1,  # one per turn, none relayed
          "telegram": 1 + 1 + 1}  # at least one message per turn
 
 
@@ -107,6 +111,7 @@ def test_no_canary_survives_anywhere(config, model_path, tmp_path, request):
     database = (request.getfixturevalue("postgres_url") if spec["database"] == "postgresql"
                 else f"sqlite:///{state / 'helpline.db'}")
     env["HELPLINE_DATABASE_URL"] = load_sample(database)  # the search really runs
+    add_caseworker(database)  # so that A's request for a person opens a case
     if spec["redis"]:
         env["HELPLINE_REDIS_URL"] = request.getfixturevalue("redis_url")
 
@@ -168,6 +173,13 @@ def test_no_canary_survives_anywhere(config, model_path, tmp_path, request):
         client = redis.Redis.from_url(env["HELPLINE_REDIS_URL"], decode_responses=True)
         kept = {k.rsplit(":", 1)[-1] for k in client.keys("helpline:tracker:*")}
     assert kept == {ids[A], ids[D]}, "quick exit / forget me did not erase, or A/D were lost"
+    # A's case holds the relayed message, encrypted (the scan below finds no canary in it).
+    engine = sa.create_engine(database)
+    with engine.connect() as connection:
+        cases = connection.execute(sa.text("SELECT conversation_id, status FROM cases")).all()
+        relayed = connection.execute(sa.text("SELECT count(*) FROM case_messages")).scalar()
+    engine.dispose()
+    assert cases == [(ids[A], "waiting")] and relayed == 1
     if spec["redis"]:
         client = redis.Redis.from_url(env["HELPLINE_REDIS_URL"], decode_responses=True)
         routes = {k[len(REDIS_PREFIX):] for k in client.keys(REDIS_PREFIX + "*")}
@@ -186,3 +198,12 @@ def test_no_canary_survives_anywhere(config, model_path, tmp_path, request):
     assert not scanner.hits, (
         f"{len(scanner.hits)} canary hit(s) in {config}:\n{scanner.report()}"
     )
+
+
+def add_caseworker(database: str) -> None:
+    from console.users import Users
+    from bot.storage import make_engine, session_factory
+
+    engine = make_engine(database)
+    Users(session_factory(engine)).add("canary-desk", "a long enough password")
+    engine.dispose()

@@ -47,6 +47,7 @@ class FakeRelay(Relay):
 
     def __init__(self) -> None:
         self.sent: list[tuple[int, str]] = []
+        self.closed_cases: list[int] = []
         self.fail = False
 
     async def send(self, case: CaseView, text: str) -> None:
@@ -54,6 +55,11 @@ class FakeRelay(Relay):
             raise RelayError("the assistant cannot be reached (test)")
         assert case.conversation_id  # the relay gets it; the pages never do
         self.sent.append((case.id, text))
+
+    async def closed(self, case: CaseView) -> None:
+        if self.fail:
+            raise RelayError("the assistant cannot be reached (test)")
+        self.closed_cases.append(case.id)
 
 
 @pytest.fixture
@@ -417,6 +423,7 @@ async def test_closing_destroys_the_transcript(browser, world):
     world.cases.record(case.id, "person", "a secret")
     response = await post(amina, f"/cases/{case.id}/close", outcome="information_given")
     assert response.status == 303 and response.headers["Location"] == "/"
+    assert world.relay.closed_cases == [case.id]  # the conversation hears the goodbye
     assert (await amina.get(f"/api/cases/{case.id}/transcript")).status == 410
     page = await (await amina.get(f"/cases/{case.id}")).text()
     assert "transcript was destroyed" in page and "a secret" not in page

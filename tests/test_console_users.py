@@ -121,26 +121,30 @@ def _case() -> CaseView:
                     moment, moment, None)
 
 
-async def test_the_rasa_relay_triggers_the_caseworker_intent_in_the_conversation():
+async def test_the_rasa_relay_runs_the_relay_action_in_the_conversation():
     received = []
 
-    async def trigger(request: web.Request) -> web.Response:
-        received.append((request.match_info["conversation"], dict(request.query),
-                         await request.json()))
+    async def endpoint(request: web.Request) -> web.Response:
+        received.append((request.match_info["conversation"], request.match_info["what"],
+                         dict(request.query), await request.json()))
         return web.json_response({"tracker": {}, "messages": []},
-                                 status=200 if len(received) == 1 else 500)
+                                 status=500 if len(received) > 2 else 200)
 
     app = web.Application()
-    app.router.add_post("/conversations/{conversation}/trigger_intent", trigger)
+    app.router.add_post("/conversations/{conversation}/{what:.*}", endpoint)
     server = TestServer(app)
     await server.start_server()
     base = str(server.make_url(""))
     relay = RasaRelay(base, token="api-token")
+    query = {"output_channel": "latest", "token": "api-token"}
+    conversation = "c" + "a" * 32
     try:
         await relay.send(_case(), "Bonjour, je suis là.")
-        assert received == [("c" + "a" * 32, {"output_channel": "latest", "token": "api-token"},
-                             {"name": "caseworker_message",
-                              "entities": {"caseworker_text": "Bonjour, je suis là."}})]
+        await relay.closed(_case())
+        assert received == [  # the text itself never goes through Rasa's API
+            (conversation, "execute", query, {"name": "action_relay_caseworker"}),
+            (conversation, "execute", query, {"name": "action_handoff_closed"}),
+        ]
         with pytest.raises(RelayError, match="HTTP 500"):
             await relay.send(_case(), "again")
     finally:

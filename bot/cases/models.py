@@ -7,7 +7,8 @@
 - ``case_keys``: the key of a case's transcript, itself encrypted with the deployment's route
   key (so a copy of the database alone opens nothing). Closing a case deletes its row: the
   transcript becomes unreadable, whether or not its rows are deleted yet.
-- ``case_messages``: the live transcript, each text a Fernet token under the case's key.
+- ``case_messages``: the live transcript, each text a Fernet token under the case's key; a
+  caseworker's reply is ``delivered`` once the assistant has sent it to the person.
 - ``audit_log``: who claimed, opened, replied to, transferred and closed which case, when;
   never message content.
 """
@@ -67,6 +68,8 @@ class CaseMessage(Base):
     author = sa.Column(sa.String(10), nullable=False)
     at = sa.Column(sa.DateTime(timezone=True), nullable=False)
     body = sa.Column(sa.LargeBinary, nullable=False)  # Fernet token under the case's key
+    # a caseworker's reply waits here until action_relay_caseworker has sent it
+    delivered = sa.Column(sa.Boolean, nullable=False)
 
     __table_args__ = (sa.CheckConstraint(f"author IN {AUTHORS}", name="author"),)
 

@@ -163,8 +163,9 @@ class Cases:
             row = self._open_row(session, conversation_id)
             return None if row is None else CaseView.of(row)
 
-    def record(self, case_id: int, author: str, text: str, user: Optional[User] = None) -> None:
-        """Adds a message to an open case's transcript (a caseworker's only on their case).
+    def record(self, case_id: int, author: str, text: str, user: Optional[User] = None) -> int:
+        """Adds a message to an open case's transcript (a caseworker's only on their case);
+        returns its id. A caseworker's reply waits, undelivered, for ``take_replies``.
 
         Raises:
             CaseError: a closed case, an empty or too long text, an unknown author.
@@ -184,8 +185,39 @@ class Cases:
                 self._check_owner(row, user)
                 self._audit(session, user.name, "replied", case_id)
             key = self._key(session, case_id)
-            session.add(CaseMessage(case_id=case_id, author=author, at=self._clock(),
-                                    body=key.encrypt(text.encode("utf-8"))))
+            message = CaseMessage(case_id=case_id, author=author, at=self._clock(),
+                                  body=key.encrypt(text.encode("utf-8")),
+                                  delivered=author != "caseworker")
+            session.add(message)
+            session.flush()
+            return message.id
+
+    def take_replies(self, conversation_id: str) -> list[str]:
+        """The caseworker's replies not yet sent to the conversation, oldest first, now marked
+        sent (Rasa's lock serialises a conversation's actions, so none goes out twice)."""
+        with self._sessions.begin() as session:
+            row = self._open_row(session, conversation_id)
+            if row is None:
+                return []
+            waiting = session.execute(
+                sa.select(CaseMessage).where(CaseMessage.case_id == row.id,
+                                             CaseMessage.author == "caseworker",
+                                             CaseMessage.delivered.is_(False))
+                .order_by(CaseMessage.id.asc())
+            ).scalars().all()
+            if not waiting:
+                return []
+            key = self._key(session, row.id)
+            for message in waiting:
+                message.delivered = True
+            return [key.decrypt(m.body).decode("utf-8") for m in waiting]
+
+    def withdraw(self, message_id: int) -> None:
+        """Deletes a caseworker's reply that could not be handed to the assistant."""
+        with self._sessions.begin() as session:
+            session.execute(sa.delete(CaseMessage).where(
+                CaseMessage.id == message_id, CaseMessage.author == "caseworker",
+                CaseMessage.delivered.is_(False)))
 
     def end_by_person(self, conversation_id: str) -> Optional[int]:
         """Quick exit or "forget me": the open case closes, its key and texts are destroyed.

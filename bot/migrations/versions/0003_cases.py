@@ -57,6 +57,7 @@ def upgrade() -> None:
         sa.Column("author", sa.String(10), nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("body", sa.LargeBinary, nullable=False),
+        sa.Column("delivered", sa.Boolean, nullable=False),
         sa.CheckConstraint(f"author IN {AUTHORS}", name="author"),
     )
     op.create_index("ix_case_messages_case_id", "case_messages", ["case_id"])

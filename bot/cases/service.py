@@ -1,0 +1,67 @@
+"""What the dialogue and the Rasa server need from the hand-off, once per process.
+
+``cases_for(url)`` gives the ``Cases`` of a database whose schema is current, else None (the
+hand-off is then reported unavailable, as before the cases existed). ``HandOff`` answers the
+two questions the dialogue asks: may a person be connected at all (the cases tables exist and
+the deployment has at least one active caseworker account), and is anyone on shift now (within
+the deployment's hours of cover and signed in to the console).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Optional
+
+from bot.cases.queue import Cases
+from bot.deployment import Deployment
+from bot.settings import Settings
+
+
+@lru_cache(maxsize=8)
+def _engine(url: str):
+    from bot.storage import make_engine
+
+    return make_engine(url)
+
+
+def cases_for(url: str, settings: Optional[Settings] = None) -> Optional[Cases]:
+    """The cases on ``url`` with the deployment's route key, or None when not migrated."""
+    from bot.privacy.keys import load_secrets
+    from bot.storage import SchemaError, require_current, session_factory
+
+    engine = _engine(url)
+    try:
+        require_current(engine)
+    except SchemaError:
+        return None
+    settings = settings or Settings.from_env()
+    return Cases(session_factory(engine), load_secrets(settings.secrets_file).fernet())
+
+
+@dataclass(frozen=True)
+class HandOff:
+    """The hand-off as the dialogue sees it on one database."""
+
+    cases: Cases
+    url: str
+
+    @classmethod
+    def of(cls, url: str, settings: Optional[Settings] = None) -> Optional["HandOff"]:
+        """None when a person cannot be connected here (no cases tables, no caseworker)."""
+        cases = cases_for(url, settings)
+        if cases is None or not cls._users(url).active_names():
+            return None
+        return cls(cases, url)
+
+    @staticmethod
+    def _users(url: str):
+        from console.users import Users
+        from bot.storage import session_factory
+
+        return Users(session_factory(_engine(url)))
+
+    def on_shift(self, deployment: Deployment, now: dt.datetime) -> bool:
+        """Within the hours of cover and somebody signed in to the console."""
+        return deployment.human_cover.is_covered(now) and self._users(self.url).signed_in_count() > 0
