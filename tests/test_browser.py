@@ -1,9 +1,10 @@
 """The web chat page in a real headless browser, against the real servers and the trained model.
 
 Debian's Chromium (``scripts/browser`` installs it) driven by Playwright, which is told to use
-/usr/bin/chromium and downloads nothing. One action server (conftest) and one Rasa server with
-the ``helpline`` and ``webchat`` channels for the module. Every test's page records its
-requests and the test ends by checking that none left 127.0.0.1 and that no cookie was set.
+/usr/bin/chromium and downloads nothing (``tests/utils/browser.py``). One action server
+(conftest) and one Rasa server with the ``helpline`` and ``webchat`` channels for the module.
+Every test's page records its requests and the test ends by checking that none left 127.0.0.1
+and that no cookie was set.
 Screenshots go to var/test-artifacts/browser/ (git-ignored), one or more per test.
 """
 
@@ -11,26 +12,21 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import urllib.request
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
 from bot.catalog import load_catalog
-from bot.settings import PROJECT_ROOT
 from tests.utils.assistant import free_port, start_rasa_server, stop
+from tests.utils.browser import Session as BrowserSession
+from tests.utils.browser import chromium
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-ARTIFACTS = PROJECT_ROOT / "var" / "test-artifacts" / "browser"
 CATALOG = load_catalog()
 EN, AR = CATALOG.channel["en"], CATALOG.channel["ar"]
 LANGUAGES = [CATALOG.names[code] for code in ("en", "fr", "ar", "es")]
-TIMEOUT_MS = 60_000
 
 
 @pytest.fixture(scope="module")
@@ -49,45 +45,12 @@ def server(model_path, action_server, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    if not CHROMIUM.exists():
-        pytest.fail("no /usr/bin/chromium: run scripts/browser (installs chromium with apt-get)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("the playwright package is missing: scripts/setup installs requirements.lock")
-    shutil.rmtree(ARTIFACTS, ignore_errors=True)
-    ARTIFACTS.mkdir(parents=True)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
-class Session:
-    """One fresh browser profile and page; what it requested; screenshots named per test."""
-
-    def __init__(self, browser, test_name: str, width: int, height: int) -> None:
-        self.context = browser.new_context(viewport={"width": width, "height": height},
-                                           locale="en-GB")
-        self.context.set_default_timeout(TIMEOUT_MS)
-        self.requests: list = []  # Playwright's Request objects
-        self.finished: list = []
-        self.context.on("request", lambda r: self.requests.append(r))
-        self.context.on("requestfinished", lambda r: self.finished.append(r))
-        self.page = self.context.new_page()
-        self.name = re.sub(r"[^A-Za-z0-9_.-]+", "-", test_name).strip("-")
-        self.shots = 0
-
-    def shot(self, step: str) -> Path:
-        self.shots += 1
-        path = ARTIFACTS / f"{self.name}-{self.shots:02d}-{step}.png"
-        self.page.screenshot(path=str(path))
-        return path
-
-    def outside_requests(self) -> list[str]:
-        urls = [r.url for r in self.requests]
-        return [url for url in urls if urlsplit(url).scheme not in ("data", "about", "blob")
-                and urlsplit(url).hostname != "127.0.0.1"]
+class Session(BrowserSession):
+    """A browser session on the web chat: it also counts the messages the page sent."""
 
     def posts(self) -> int:
         """How many messages the page sent (a beacon counts: its body is not shown)."""

@@ -1,5 +1,6 @@
 """An aiohttp application served on 127.0.0.1 from a thread of its own, for the fake provider
-APIs the channel tests talk to over real HTTP (``fake_telegram.py``, ``fake_twilio.py``)."""
+APIs the channel tests talk to over real HTTP (``fake_telegram.py``, ``fake_twilio.py``) and
+for the caseworker console in the browser (``test_console_browser.py``)."""
 
 from __future__ import annotations
 
@@ -26,12 +27,16 @@ class LocalServer:
     def routes(self, app: web.Application) -> None:
         raise NotImplementedError
 
+    def application(self) -> web.Application:
+        """The application served (a subclass may build a whole one instead of ``routes``)."""
+        app = web.Application()
+        self.routes(app)
+        return app
+
     def start(self):
         def serve() -> None:
             self._loop = asyncio.new_event_loop()
-            app = web.Application()
-            self.routes(app)
-            self._runner = web.AppRunner(app)
+            self._runner = web.AppRunner(self.application())
             self._loop.run_until_complete(self._runner.setup())
             site = web.TCPSite(self._runner, "127.0.0.1", self.port, shutdown_timeout=0.5)
             self._loop.run_until_complete(site.start())
