@@ -255,3 +255,46 @@ async def test_no_cookie_and_no_message_or_session_in_the_logs(client, caplog):
     assert not client.cookies
     logged = caplog.text
     assert SESSION not in logged and "my secret" not in logged and "555 0123" not in logged
+
+
+async def test_pushed_messages_wait_for_the_pages_poll_once_each(client, gateway):
+    from channels.webchat import MAX_PUSHED, WebChatPushOutput
+
+    await client.post(f"{PREFIX}/webhook", json={"sender": SESSION, "message": "bonjour"})
+    conversation = gateway.conversation_id(SESSION)
+    push = WebChatPushOutput(gateway)
+    assert (await client.post(f"{PREFIX}/poll", json={"sender": SESSION})).json() == []
+    await push.send_response(conversation, {"text": "Bonjour, je suis là.", "metadata": {"language": "fr"}})
+    await push.send_text_message(conversation, "Vous êtes en sécurité ?")
+    stored = gateway.routes._items[conversation][1]
+    assert b"Bonjour" not in stored and "sécurité".encode() not in stored  # encrypted in the route
+    polled = await client.post(f"{PREFIX}/poll", json={"sender": SESSION})
+    assert polled.status_code == 200
+    assert_safe_headers(polled)
+    assert [(m["text"], m["language"]) for m in polled.json()] == [
+        ("Bonjour, je suis là.", "fr"), ("Vous êtes en sécurité ?", "")]
+    assert (await client.post(f"{PREFIX}/poll", json={"sender": SESSION})).json() == []
+    # a message sent before the page polled brings the pushed ones first
+    await push.send_text_message(conversation, "Encore là ?")
+    turn = await client.post(f"{PREFIX}/webhook", json={"sender": SESSION, "message": "oui"})
+    assert [m["text"] for m in turn.json()][0] == "Encore là ?"
+    assert (await client.post(f"{PREFIX}/poll", json={"sender": SESSION})).json() == []
+    # a page that never polls keeps only the latest MAX_PUSHED
+    for n in range(MAX_PUSHED + 5):
+        await push.send_text_message(conversation, f"m{n}")
+    kept = (await client.post(f"{PREFIX}/poll", json={"sender": SESSION})).json()
+    assert len(kept) == MAX_PUSHED and kept[-1]["text"] == f"m{MAX_PUSHED + 4}"
+
+
+async def test_a_poll_never_makes_a_route_and_bad_polls_get_a_400(client, gateway):
+    from channels.webchat import WebChatPushOutput
+
+    other = "0" * 32
+    assert (await client.post(f"{PREFIX}/poll", json={"sender": other})).json() == []
+    assert await gateway.reply_route(gateway.conversation_id(other)) is None
+    await WebChatPushOutput(gateway).send_text_message(gateway.conversation_id(other), "lost")
+    assert await gateway.reply_route(gateway.conversation_id(other)) is None  # nothing kept
+    for body in ({"sender": "+999 555 0142"}, {}, [SESSION]):
+        reply = await client.post(f"{PREFIX}/poll", json=body)
+        assert reply.status_code == 400 and "session id" in reply.json()["error"]
+    assert (await client.post(f"{PREFIX}/poll", content=b"{not json")).status_code == 400

@@ -38,7 +38,8 @@ class Route:
 
     ``menu``: payloads of the last buttons shown (typed digits map to them). ``language``: the
     language of the last bot turn (for the channel's own words, such as a reply to a photo).
-    ``pending``: the rest of a long answer a channel had to split (SMS), sent on "more".
+    ``pending``: what a channel must still deliver: the rest of a long answer it had to split
+    (SMS, sent on "more"), or messages pushed to a page that has not polled yet (web chat).
     """
 
     channel: str
@@ -49,6 +50,9 @@ class Route:
 
     def with_menu(self, menu: tuple[str, ...]) -> "Route":
         return replace(self, menu=tuple(menu))
+
+    def with_pending(self, pending: tuple[str, ...]) -> "Route":
+        return replace(self, pending=tuple(pending))
 
     def __repr__(self) -> str:  # never show the address nor what is pending
         return (f"Route(channel={self.channel!r}, menu={len(self.menu)} options, "

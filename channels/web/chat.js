@@ -12,6 +12,7 @@
   const LANGUAGE_KEY = "chat-language";
   const ESCAPES_NEEDED = 3;
   const ESCAPE_WINDOW_MS = 2000;
+  const POLL_MS = 4000; // how often the page asks for messages pushed to it
 
   const config = JSON.parse(document.getElementById("page-words").textContent);
   const enabled = new Map(config.languages.map((item) => [item.code, item]));
@@ -248,6 +249,32 @@
       );
     });
   }
+
+  // -- messages pushed to this session (a caseworker's replies), fetched every few seconds ----
+
+  async function pollServer() {
+    const id = stored(SESSION_KEY) || memorySession;
+    if (!id || leaving) return; // no conversation yet, or leaving
+    try {
+      const reply = await fetch("poll", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ sender: id }),
+        credentials: "omit",
+        cache: "no-store",
+        referrerPolicy: "no-referrer",
+      });
+      if (!reply.ok) return;
+      const messages = await reply.json();
+      if (messages.length && !leaving) showBotMessages(messages);
+    } catch (_) {
+      /* offline for a moment: the next poll tries again */
+    }
+  }
+
+  setInterval(() => {
+    queue = queue.then(pollServer); // after any message being sent, so the order holds
+  }, POLL_MS);
 
   // -- quick exit -----------------------------------------------------------------------------
 
