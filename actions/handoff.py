@@ -81,6 +81,18 @@ def connect(dispatcher: CollectingDispatcher, tracker: Tracker) -> List[EventTyp
     return [SlotSet("offer", None), SlotSet("handoff", "open")]
 
 
+EMERGENCY_NOTE = ("EMERGENCY: the person signalled immediate danger and was given the "
+                  "emergency contacts.")
+
+
+def escalate(tracker: Tracker) -> None:
+    """An emergency while a caseworker has the conversation: the case goes to the top of the
+    queue and the caseworker sees a note in the transcript."""
+    handoff = hand_off()
+    if handoff is not None:
+        handoff.cases.escalate(tracker.sender_id, EMERGENCY_NOTE)
+
+
 class ActionRelayToCaseworker(Action):
     """A message during an open hand-off: into the case's transcript, no answer."""
 

@@ -22,6 +22,11 @@ class ActionEmergency(Action):
     ) -> List[EventType]:
         language = language_of(tracker)
         say_with_contacts(dispatcher, tracker, "utter_emergency_contacts", language)
+        if tracker.get_slot("handoff") == "open":  # a caseworker has the conversation already
+            from actions.handoff import escalate
+
+            escalate(tracker)
+            return [ActiveLoop(None), SlotSet("requested_slot", None)]
         say(dispatcher, "utter_offer_human", language)
         # Always ends the questions (a no-op outside them): nothing more is asked now.
         return [SlotSet("offer", "human"), ActiveLoop(None), SlotSet("requested_slot", None),

@@ -137,6 +137,26 @@ def test_messages_go_to_the_transcript_and_replies_come_back(database):
     assert events[-1]["event"] == "action" and events[-1]["name"] == "action_listen"
 
 
+def test_an_emergency_during_a_hand_off_tops_the_queue_and_tells_the_caseworker(database):
+    from actions.safety import ActionEmergency
+
+    cases = cases_for(database)
+    calm = cases.open("c" + "5" * 31, "sms", "en", "high")
+    sender = "c" + "6" * 31
+    case = cases.open(sender, "sms", "en", "low")
+    cases.claim(case.id, AMINA)
+    events, dispatcher = run(ActionEmergency(), tracker(sender, intent="emergency", text="sos",
+                                                        slots={"handoff": "open", "area": "NG"}))
+    assert responses_sent(dispatcher) == ["utter_emergency_contacts"]  # no offer of a person
+    assert not any(e.get("name") == "offer" for e in events)
+    assert cases.case(case.id, AMINA).triage_level == "emergency"
+    assert [line.author for line in cases.transcript(case.id, AMINA)] == ["assistant"]
+    assert "EMERGENCY" in cases.transcript(case.id, AMINA)[0].text
+    assert [c.id for c in cases.queue()] == [calm.id]  # the escalated case is claimed already
+    cases.transfer(case.id, AMINA, "bob")
+    assert cases.mine(User("bob"))[0].triage_level == "emergency"
+
+
 def test_a_message_after_the_case_closed_brings_the_assistant_back(database):
     from actions.handoff import ActionRelayToCaseworker
 
@@ -243,8 +263,9 @@ def test_a_whole_hand_off(helpline):
     assert [line.text for line in cases.transcript(case.id, AMINA)] == [
         "je travaille dans un restaurant", "/ask_rights", "1", "merci"]
     assert caseworker_reply(helpline, sender, "Bonjour, je suis là.") == ["Bonjour, je suis là."]
-    # an emergency still gets the emergency contacts first
-    assert say("/emergency").responses[0] == "utter_emergency_contacts"
+    # an emergency still gets the emergency contacts first, and the caseworker is told
+    assert say("/emergency").responses == ["utter_emergency_contacts"]
+    assert cases.case(case.id, AMINA).triage_level == "emergency"
     # the quick exit still works, and ends the case with its transcript
     assert say("sortir").responses == ["utter_quick_exit"]
     assert cases.open_case_for(sender) is None

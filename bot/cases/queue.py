@@ -219,6 +219,19 @@ class Cases:
                 CaseMessage.id == message_id, CaseMessage.author == "caseworker",
                 CaseMessage.delivered.is_(False)))
 
+    def escalate(self, conversation_id: str, note: str) -> Optional[int]:
+        """An emergency during a hand-off: the open case becomes the most urgent, with ``note``
+        (the assistant's words, no content of the person's) in its transcript."""
+        with self._sessions.begin() as session:
+            row = self._open_row(session, conversation_id)
+            if row is None:
+                return None
+            row.triage_level, row.urgency = "emergency", LEVELS.index("emergency")
+            session.add(CaseMessage(case_id=row.id, author="assistant", at=self._clock(),
+                                    body=self._key(session, row.id).encrypt(note.encode("utf-8")),
+                                    delivered=True))
+            return row.id
+
     def end_by_person(self, conversation_id: str) -> Optional[int]:
         """Quick exit or "forget me": the open case closes, its key and texts are destroyed.
 
