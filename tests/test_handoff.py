@@ -271,3 +271,13 @@ def test_a_whole_hand_off(helpline):
     assert cases.open_case_for(sender) is None
     stored = helpline.stored_events(sender)
     assert stored == []  # nothing kept of the conversation
+
+
+def test_the_cases_are_kept_once_migrated_and_an_unmigrated_database_is_asked_again(tmp_path):
+    url = f"sqlite:///{tmp_path}/later.db"
+    assert cases_for(url) is None
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    first = cases_for(url)
+    assert first is not None and cases_for(url) is first

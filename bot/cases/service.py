@@ -26,18 +26,30 @@ def _engine(url: str):
     return make_engine(url)
 
 
+_CASES: dict[str, Cases] = {}
+
+
 def cases_for(url: str, settings: Optional[Settings] = None) -> Optional[Cases]:
-    """The cases on ``url`` with the deployment's route key, or None when not migrated."""
+    """The cases on ``url`` with the deployment's route key, or None when not migrated.
+
+    Kept per process once the schema is current (every message of a hand-off asks; the schema
+    check reads the migration files); a database not yet migrated is checked again next time.
+    A new route key needs a restart anyway (see *What an operator must do*).
+    """
     from bot.privacy.keys import load_secrets
     from bot.storage import SchemaError, require_current, session_factory
 
+    if url in _CASES:
+        return _CASES[url]
     engine = _engine(url)
     try:
         require_current(engine)
     except SchemaError:
         return None
     settings = settings or Settings.from_env()
-    return Cases(session_factory(engine), load_secrets(settings.secrets_file).fernet())
+    cases = Cases(session_factory(engine), load_secrets(settings.secrets_file).fernet())
+    _CASES[url] = cases
+    return cases
 
 
 @dataclass(frozen=True)
