@@ -77,13 +77,17 @@ def parse_request(body: Any) -> tuple[str, str, dict]:
     return sender, message, metadata
 
 
-def read_request(request: Request) -> tuple[str, str, dict]:
-    """``parse_request`` of the request's JSON body (None when it is not JSON)."""
+def json_body(request: Request) -> Any:
+    """The request's JSON body, or None when it is not JSON."""
     try:
-        body = request.json
+        return request.json
     except Exception:  # sanic raises its own error types for bad JSON
-        body = None
-    return parse_request(body)
+        return None
+
+
+def read_request(request: Request) -> tuple[str, str, dict]:
+    """``parse_request`` of the request's JSON body."""
+    return parse_request(json_body(request))
 
 
 class HelplineRestInput(InputChannel):

@@ -42,7 +42,7 @@ from bot.deployment import Deployment, cached_deployment
 from bot.settings import Settings
 from channels.gateway import Admitted, Gateway
 from channels.menus import TurnCollector
-from channels.rest import RequestError, read_request
+from channels.rest import RequestError, json_body, read_request
 
 logger = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).resolve().parent / "web"
@@ -204,10 +204,7 @@ class WebChatInput(InputChannel):
 
         @hook.route("/poll", methods=["POST"])
         async def poll(request: Request) -> HTTPResponse:
-            try:
-                body = request.json
-            except Exception:  # sanic raises its own error types for bad JSON
-                body = None
+            body = json_body(request)
             sender = body.get("sender") if isinstance(body, dict) else None
             try:
                 check_session_id(sender if isinstance(sender, str) else "")
