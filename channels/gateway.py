@@ -14,9 +14,13 @@ so that the tracker store's erasure reaches the same routes the channels fill.
 
 from __future__ import annotations
 
+import json
+import logging
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence, Text
+
+from rasa.core.channels.channel import OutputChannel
 
 from bot.catalog import load_catalog
 from bot.deployment import cached_deployment
@@ -26,6 +30,8 @@ from bot.privacy.pseudonyms import pseudonym
 from bot.privacy.routes import MemoryRouteCache, RedisRouteCache, Route, RouteCache
 from bot.settings import Settings
 from channels.menus import language_of, payloads_of, resolve_choice
+
+logger = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=None)
@@ -99,21 +105,29 @@ class Gateway:
         return Admitted(conversation_id, mapped, route)
 
     async def remember_turn(self, admitted: Admitted, messages: Sequence[dict],
-                            pending: Sequence[str] = ()) -> None:
-        """Keeps what the next message needs: the last buttons' payloads, the turn's language
-        and the parts of a split answer not sent yet; unless the conversation was erased.
+                            pending: Optional[Sequence[str]] = None) -> None:
+        """Keeps what the next message needs: the last buttons' payloads and the turn's
+        language; unless the conversation was erased while Rasa handled the message.
 
-        A route that did not change is not written again (one encryption less per turn).
+        ``pending``: the parts of a split answer not sent yet (SMS), replacing what was
+        pending. None (the other channels): messages pushed to the conversation are kept but
+        for those shown at the start of this turn (``admitted.route.pending``), so a
+        caseworker's reply pushed while the person's own message was being answered waits
+        for the next poll instead of being lost. A route that did not change is not written.
         """
-        route = admitted.route
-        language = language_of(messages) or route.language
-        updated = replace(route, menu=tuple(payloads_of(messages)), language=language,
-                          pending=tuple(pending))
-        if updated == route:
-            return
-        if await self.routes.get(admitted.conversation_id) is None:
+        current = await self.routes.get(admitted.conversation_id)
+        if current is None:
             return  # erased (quick exit, forget me) while Rasa handled the message
-        await self.routes.put(admitted.conversation_id, updated)
+        if pending is None:
+            shown = admitted.route.pending
+            kept = (current.pending[len(shown):] if current.pending[:len(shown)] == shown
+                    else current.pending)  # a poll took them meanwhile
+        else:
+            kept = tuple(pending)
+        updated = replace(current, menu=tuple(payloads_of(messages)),
+                          language=language_of(messages) or current.language, pending=kept)
+        if updated != current:
+            await self.routes.put(admitted.conversation_id, updated)
 
     async def take_pending(self, admitted: Admitted) -> Optional[str]:
         """The next part of a split answer, removed from the route; None when none is left."""
@@ -126,3 +140,46 @@ class Gateway:
     async def reply_route(self, conversation_id: str) -> Optional[Route]:
         """Where to send a message for ``conversation_id`` (for channels that push replies)."""
         return await self.routes.get(conversation_id)
+
+    async def take_held(self, address: str) -> list[dict]:
+        """For a channel whose client asks for pushed messages (web chat, REST): those held
+        for ``address`` since it last asked, in order, now removed from its route."""
+        conversation_id = self.conversation_id(address)
+        route = await self.routes.get(conversation_id)
+        if route is None or route.channel != self.channel or not route.pending:
+            return []
+        await self.routes.put(conversation_id, route.with_pending(()))
+        return held_messages(route)
+
+
+MAX_HELD = 20  # pushed messages kept for a client that has not asked for them yet
+
+
+def held_messages(route: Route) -> list[dict]:
+    """The pushed messages a route holds (JSON objects), oldest first."""
+    return [json.loads(item) for item in route.pending]
+
+
+class HeldOutput(OutputChannel):
+    """Rasa's output for messages pushed to a conversation of a channel whose client asks for
+    them (``execute``/``trigger_intent`` with ``output_channel=latest``: a caseworker's reply):
+    each is kept, as the channel's ``render`` makes it, in the conversation's encrypted reply
+    route until the client polls or sends its next message; at most ``MAX_HELD``. A client
+    long gone leaves them to expire with the route."""
+
+    def __init__(self, gateway: Gateway, render: Callable[[dict], dict]) -> None:
+        self.gateway = gateway
+        self.render = render
+
+    async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
+        route = await self.gateway.routes.get(recipient_id)
+        if route is None or route.channel != self.gateway.channel:
+            logger.info("%s channel: no route for a pushed message (expired or erased)",
+                        self.gateway.channel)
+            return
+        item = json.dumps(self.render(message), ensure_ascii=False)
+        await self.gateway.routes.put(recipient_id,
+                                      route.with_pending((route.pending + (item,))[-MAX_HELD:]))
+
+    async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
+        await self.send_response(recipient_id, {"text": text, **kwargs})

@@ -4,7 +4,9 @@ POST /webhooks/helpline/webhook with ``{"sender": "<id>", "message": "<text>"}``
 ``"metadata": {...}``; instead of a message, ``"location": {"latitude": .., "longitude": ..}``
 shares a position (it becomes an ``/inform_location`` payload for the services search and is
 never written anywhere). The reply is the list of bot messages (``text`` and ``buttons``), like
-Rasa's REST channel. The sender becomes a pseudonym and a typed option number the matching
+Rasa's REST channel. Messages pushed to the conversation (a caseworker's replies during a
+hand-off) wait, encrypted in its reply route, for ``POST /webhooks/helpline/poll`` with
+``{"sender": "<id>"}`` or the client's next message, whose answer brings them first. The sender becomes a pseudonym and a typed option number the matching
 button's payload (``channels.gateway``). Metadata reaches Rasa for this turn only: the tracker
 store never writes it.
 """
@@ -15,13 +17,15 @@ import json
 import logging
 from typing import Any, Awaitable, Callable, Dict, Optional, Text
 
-from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
+from rasa.core.channels.channel import (
+    CollectingOutputChannel, InputChannel, OutputChannel, UserMessage,
+)
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot.services.reply import location_payload
-from channels.gateway import Gateway
+from channels.gateway import Gateway, HeldOutput, held_messages
 
 logger = logging.getLogger(__name__)
 MAX_MESSAGE_CHARS = 4096
@@ -123,12 +127,32 @@ class HelplineRestInput(InputChannel):
                 logger.info("helpline channel: refused a request (%s)", exc)
                 return response.json({"error": str(exc)}, status=400)
             admitted = await self.gateway.admit(sender, text, metadata)
+            pushed = held_messages(admitted.route)  # not polled yet: they come first
             collector = CollectingOutputChannel()
             await on_new_message(
                 UserMessage(admitted.text, collector, admitted.conversation_id,
                             input_channel=self.name(), metadata=metadata)
             )
             await self.gateway.remember_turn(admitted, collector.messages)
-            return response.json(collector.messages)
+            return response.json(pushed + collector.messages)
+
+        @hook.route("/poll", methods=["POST"])
+        async def poll(request: Request) -> HTTPResponse:
+            body = json_body(request)
+            sender = body.get("sender") if isinstance(body, dict) else None
+            if not isinstance(sender, str) or not sender.strip() or len(sender) > MAX_SENDER_CHARS:
+                return response.json({"error": "'sender' must be a non-empty string of at most "
+                                               f"{MAX_SENDER_CHARS} characters"}, status=400)
+            return response.json(await self.gateway.take_held(sender))
 
         return hook
+
+    def get_output_channel(self) -> OutputChannel:
+        return HeldOutput(self.gateway, rest_message)
+
+
+def rest_message(message: Dict[Text, Any]) -> Dict[Text, Any]:
+    """A pushed message as the webhook's answers carry them (no recipient id: the client
+    knows who it is)."""
+    return {key: message[key] for key in ("text", "buttons", "image", "attachment", "custom")
+            if message.get(key)}

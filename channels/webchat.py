@@ -40,7 +40,7 @@ from sanic.response import HTTPResponse
 from bot.catalog import Catalog, load_catalog
 from bot.deployment import Deployment, cached_deployment
 from bot.settings import Settings
-from channels.gateway import Admitted, Gateway
+from channels.gateway import Gateway, HeldOutput, held_messages
 from channels.menus import TurnCollector
 from channels.rest import RequestError, json_body, read_request
 
@@ -56,7 +56,6 @@ NEUTRAL_PATH = "neutral"  # relative to the page, so that a reverse proxy's pref
 RTL_LANGUAGES = frozenset({"ar"})
 # What the page generates: 16 random bytes as hex. Anything address-like is refused.
 SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
-MAX_PUSHED = 20  # messages kept for a page that has not asked for them yet
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -193,7 +192,7 @@ class WebChatInput(InputChannel):
                 logger.info("webchat channel: refused a request (%s)", exc)
                 return response.json({"error": str(exc)}, status=400)
             admitted = await self.gateway.admit(sender, text)
-            pushed = pushed_messages(admitted)  # waiting for a poll: shown before the turn
+            pushed = held_messages(admitted.route)  # waiting for a poll: shown before the turn
             collector = TurnCollector()
             await on_new_message(
                 UserMessage(admitted.text, collector, admitted.conversation_id,
@@ -210,45 +209,9 @@ class WebChatInput(InputChannel):
                 check_session_id(sender if isinstance(sender, str) else "")
             except RequestError as exc:
                 return response.json({"error": str(exc)}, status=400)
-            conversation_id = self.gateway.conversation_id(sender)
-            route = await self.gateway.routes.get(conversation_id)
-            if route is None or route.channel != self.name() or not route.pending:
-                return response.json([])
-            await self.gateway.routes.put(conversation_id, route.with_pending(()))
-            return response.json(pushed_messages(Admitted(conversation_id, "", route)))
+            return response.json(await self.gateway.take_held(sender))
 
         return hook
 
     def get_output_channel(self) -> OutputChannel:
-        return WebChatPushOutput(self.gateway)
-
-
-def pushed_messages(admitted: Admitted) -> list[dict[str, Any]]:
-    """The messages pushed to a web chat conversation (kept in its route), in order."""
-    if admitted.route.channel != WebChatInput.name():
-        return []
-    return [json.loads(item) for item in admitted.route.pending]
-
-
-class WebChatPushOutput(OutputChannel):
-    """Keeps messages Rasa pushes to a web chat conversation (``execute`` or ``trigger_intent``
-    with ``output_channel=latest``: a caseworker's reply) in its encrypted reply route until
-    the page polls for them; a page long gone leaves them to expire with the route."""
-
-    def __init__(self, gateway: Gateway) -> None:
-        self.gateway = gateway
-
-    @classmethod
-    def name(cls) -> Text:
-        return WebChatInput.name()
-
-    async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
-        route = await self.gateway.routes.get(recipient_id)
-        if route is None or route.channel != WebChatInput.name():
-            logger.info("webchat channel: no web chat route for a pushed message (expired or erased)")
-            return
-        pending = (route.pending + (json.dumps(page_message(message), ensure_ascii=False),))
-        await self.gateway.routes.put(recipient_id, route.with_pending(pending[-MAX_PUSHED:]))
-
-    async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
-        await self.send_response(recipient_id, {"text": text, **kwargs})
+        return HeldOutput(self.gateway, page_message)

@@ -54,12 +54,20 @@ def test_the_fingerprint_follows_the_training_inputs(tmp_path):
 
 class _FakeAssistant(BaseHTTPRequestHandler):
     received: list = []
+    polls: list = []
+    pushed: list = []
 
     def do_POST(self):  # noqa: N802 (http.server's naming)
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        _FakeAssistant.received.append(body)
-        reply = json.dumps([{"text": "Pick one", "buttons": [{"title": "Yes", "payload": "/affirm"},
-                                                              {"title": "No", "payload": "/deny"}]}])
+        if self.path.endswith("/poll"):  # what was pushed since: given once
+            _FakeAssistant.polls.append(body)
+            reply = json.dumps(_FakeAssistant.pushed)
+            _FakeAssistant.pushed = []
+        else:
+            _FakeAssistant.received.append(body)
+            reply = json.dumps([{"text": "Pick one",
+                                 "buttons": [{"title": "Yes", "payload": "/affirm"},
+                                             {"title": "No", "payload": "/deny"}]}])
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.end_headers()
@@ -74,17 +82,21 @@ def fake_assistant():
     server = HTTPServer(("127.0.0.1", 0), _FakeAssistant)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    _FakeAssistant.received = []
+    _FakeAssistant.received, _FakeAssistant.polls = [], []
+    _FakeAssistant.pushed = [{"text": "A caseworker's reply"}]
     yield f"http://127.0.0.1:{server.server_port}/webhooks/helpline/webhook"
     server.shutdown()
 
 
 def test_chat_numbers_the_buttons_and_keeps_one_sender(fake_assistant, capsys):
-    cli.chat(fake_assistant, lines=["hello", "", "1", "/bye", "never sent"])
+    cli.chat(fake_assistant, lines=["hello", "", "1", "  ", "/bye", "never sent"])
     out = capsys.readouterr().out
     assert "bot> Pick one" in out and "     1. Yes" in out and "     2. No" in out
     assert [b["message"] for b in _FakeAssistant.received] == ["hello", "1"]
-    assert len({b["sender"] for b in _FakeAssistant.received}) == 1
+    # an empty line asks for pushed messages (a caseworker's reply), with the same sender
+    assert "bot> A caseworker's reply" in out and out.count("[no new message]") == 1
+    assert len(_FakeAssistant.polls) == 2
+    assert len({b["sender"] for b in _FakeAssistant.received + _FakeAssistant.polls}) == 1
 
 
 def test_chat_says_when_the_assistant_is_unreachable(capsys):

@@ -258,11 +258,11 @@ async def test_no_cookie_and_no_message_or_session_in_the_logs(client, caplog):
 
 
 async def test_pushed_messages_wait_for_the_pages_poll_once_each(client, gateway):
-    from channels.webchat import MAX_PUSHED, WebChatPushOutput
+    from channels.gateway import MAX_HELD as MAX_PUSHED
 
     await client.post(f"{PREFIX}/webhook", json={"sender": SESSION, "message": "bonjour"})
     conversation = gateway.conversation_id(SESSION)
-    push = WebChatPushOutput(gateway)
+    push = WebChatInput(gateway).get_output_channel()
     assert (await client.post(f"{PREFIX}/poll", json={"sender": SESSION})).json() == []
     await push.send_response(conversation, {"text": "Bonjour, je suis là.", "metadata": {"language": "fr"}})
     await push.send_text_message(conversation, "Vous êtes en sécurité ?")
@@ -287,14 +287,42 @@ async def test_pushed_messages_wait_for_the_pages_poll_once_each(client, gateway
 
 
 async def test_a_poll_never_makes_a_route_and_bad_polls_get_a_400(client, gateway):
-    from channels.webchat import WebChatPushOutput
-
     other = "0" * 32
     assert (await client.post(f"{PREFIX}/poll", json={"sender": other})).json() == []
     assert await gateway.reply_route(gateway.conversation_id(other)) is None
-    await WebChatPushOutput(gateway).send_text_message(gateway.conversation_id(other), "lost")
+    await WebChatInput(gateway).get_output_channel().send_text_message(gateway.conversation_id(other), "lost")
     assert await gateway.reply_route(gateway.conversation_id(other)) is None  # nothing kept
     for body in ({"sender": "+999 555 0142"}, {}, [SESSION]):
         reply = await client.post(f"{PREFIX}/poll", json=body)
         assert reply.status_code == 400 and "session id" in reply.json()["error"]
     assert (await client.post(f"{PREFIX}/poll", content=b"{not json")).status_code == 400
+
+
+async def test_a_message_pushed_during_the_persons_turn_waits_for_the_next_poll(gateway, sample):
+    """A caseworker's reply pushed while the person's own message is being answered (Rasa
+    runs the console's action between the two) is neither lost nor shown twice."""
+    channel = WebChatInput(gateway, parse_deployment(sample), CATALOG)
+    push = channel.get_output_channel()
+
+    class PushedMeanwhile(Stub):
+        async def __call__(self, message: UserMessage) -> None:
+            await push.send_text_message(message.sender_id, "Pushed during the turn.")
+            await super().__call__(message)
+
+    stub = PushedMeanwhile()
+    async with serve(channel, stub) as client:
+        await client.post(f"{PREFIX}/webhook", json={"sender": SESSION, "message": "bonjour"})
+        assert [m["text"] for m in (await client.post(
+            f"{PREFIX}/poll", json={"sender": SESSION})).json()] == ["Pushed during the turn."]
+        # one waiting before the turn is shown with it; the one pushed during it waits
+        await push.send_text_message(gateway.conversation_id(SESSION), "Before the turn.")
+        turn = (await client.post(f"{PREFIX}/webhook",
+                                  json={"sender": SESSION, "message": "oui"})).json()
+        assert [m["text"] for m in turn][0] == "Before the turn."
+        assert "Pushed during the turn." not in [m["text"] for m in turn]
+        assert [m["text"] for m in (await client.post(
+            f"{PREFIX}/poll", json={"sender": SESSION})).json()] == ["Pushed during the turn."]
+        assert (await client.post(f"{PREFIX}/poll", json={"sender": SESSION})).json() == []
+        # the turn's buttons are still remembered: "2" is the second option
+        await client.post(f"{PREFIX}/webhook", json={"sender": SESSION, "message": "2"})
+    assert stub.seen[-1].text == "/deny"
