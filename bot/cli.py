@@ -132,12 +132,15 @@ def check_secrets(settings: Settings) -> list[str]:
     return []
 
 
-def purge(settings: Settings) -> int:
-    """Deletes idle conversations (and their reply routes); returns how many."""
+def purge(settings: Settings) -> tuple[int, int]:
+    """Deletes idle conversations (and their reply routes), then closes the hand-off cases
+    idle as long (a Redis tracker store expires conversations unseen); returns both counts."""
     import asyncio
 
     from rasa.shared.core.domain import Domain
 
+    from bot.cases.service import cases_for
+    from bot.deployment import load_deployment
     from bot.tracker_store import PrivateTrackerStore
     from channels.gateway import shared_routes
 
@@ -147,7 +150,12 @@ def purge(settings: Settings) -> int:
                                     settings=settings)
         return await store.purge()
 
-    return asyncio.run(run())
+    conversations = asyncio.run(run())
+    cases = cases_for(settings.database_url, settings)
+    if cases is None:
+        return conversations, 0
+    hours = load_deployment(settings.deployment_file).retention.conversation_idle_hours
+    return conversations, len(cases.expire_idle(hours))
 
 
 def secrets_command(settings: Settings, action: str) -> int:
@@ -444,23 +452,30 @@ def train(settings: Settings, force: bool = False) -> Path:
 
 
 def chat(url: str, lines: Optional[Iterable[str]] = None) -> None:
-    """A terminal chat: prints the bot's messages and numbers their buttons."""
+    """A terminal chat: prints the bot's messages and numbers their buttons. An empty line
+    asks for messages pushed meanwhile (a caseworker's replies during a hand-off)."""
     sender = f"local-{uuid.uuid4().hex[:12]}"
-    print("Type a message (or a button's number). Ctrl-D or /bye to leave.\n")
+    poll_url = url.rsplit("/", 1)[0] + "/poll"
+    print("Type a message (or a button's number); press Enter alone for new messages. "
+          "Ctrl-D or /bye to leave.\n")
     source = lines if lines is not None else _stdin_lines()
     for text in source:
         if text.strip() in {"/bye"}:
             break
-        if not text.strip():
-            continue
-        body = json.dumps({"sender": sender, "message": text}).encode()
-        request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+        if text.strip():
+            target, body = url, {"sender": sender, "message": text}
+        else:
+            target, body = poll_url, {"sender": sender}
+        request = urllib.request.Request(target, json.dumps(body).encode(),
+                                         {"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=60) as reply:
                 messages = json.load(reply)
         except (urllib.error.URLError, OSError) as exc:
-            print(f"[cannot reach the assistant at {url}: {exc}]")
+            print(f"[cannot reach the assistant at {target}: {exc}]")
             continue
+        if not messages and not text.strip():
+            print("[no new message]")
         for message in messages:
             if message.get("text"):
                 print(f"bot> {message['text']}")
@@ -568,7 +583,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         chat(url)
         return 0
     if args.command == "purge":
-        print(f"deleted {purge(settings)} idle conversation(s)")
+        conversations, cases = purge(settings)
+        print(f"deleted {conversations} idle conversation(s); closed {cases} idle hand-off case(s)")
         return 0
     if args.command == "secrets":
         return secrets_command(settings, args.action)

@@ -272,7 +272,10 @@ class PrivateTrackerStore(TrackerStore):
     async def purge(self, now: Optional[float] = None) -> int:
         """Deletes every idle conversation with its route; returns how many."""
         idle = self.idle_conversations(now)
+        cases = await self._cases() if idle else None
         for sender_id in idle:
+            if cases is not None:  # closed as expired (the erasure would say "by the person")
+                await asyncio.to_thread(cases.expire, sender_id)
             await self.delete(sender_id)
             await erasure.erase(sender_id)
         if idle:
@@ -282,11 +285,15 @@ class PrivateTrackerStore(TrackerStore):
     async def _erase_case(self, conversation_id: str) -> None:
         """A quick exit or "forget me": the conversation's open case ends and its transcript's
         key and texts are destroyed (nothing to do where the cases tables do not exist)."""
-        from bot.cases.service import cases_for
-
-        cases = await asyncio.to_thread(cases_for, self.settings.database_url, self.settings)
+        cases = await self._cases()
         if cases is not None:
             await cases.erase(conversation_id)
+
+    async def _cases(self):
+        """The hand-off's cases on this database, or None where its tables do not exist."""
+        from bot.cases.service import cases_for
+
+        return await asyncio.to_thread(cases_for, self.settings.database_url, self.settings)
 
     def _schedule_purge(self) -> None:
         now = time.monotonic()

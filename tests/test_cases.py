@@ -223,3 +223,45 @@ def test_purge_deletes_cases_closed_long_enough_ago(cases):
     with pytest.raises(CaseError, match="no case"):
         cases.case(old.id, SUPER)
     assert cases.case(recent.id, AMINA).status == "active"
+
+
+class SetClock:
+    """A clock that stands still until the test moves it."""
+
+    def __init__(self) -> None:
+        self.now = dt.datetime(2026, 11, 26, 8, 0, tzinfo=dt.timezone.utc)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+def test_cases_idle_as_long_as_a_conversation_close_as_expired(database):
+    """A Redis tracker store expires idle conversations unseen: the cases idle as long are
+    closed by the sweep (no contact, texts and key destroyed, the audit saying why); a case
+    with a recent message either way stays."""
+    clock = SetClock()
+    cases = Cases(session_factory(database), MultiFernet([Fernet(ROUTE_KEY)]), clock=clock)
+    waiting, silent, talking = opened(cases, 1), opened(cases, 2), opened(cases, 3)
+    for case in (silent, talking):
+        cases.claim(case.id, AMINA)
+    cases.record(silent.id, "person", "hello")
+    clock.now += dt.timedelta(hours=20)
+    cases.record(talking.id, "caseworker", "Are you still there?", AMINA)
+    clock.now += dt.timedelta(hours=5)  # 25 h after the first two, 5 h after the reply
+    assert sorted(cases.expire_idle(24)) == sorted([waiting.id, silent.id])
+    assert cases.expire_idle(24) == []
+    for case in (waiting, silent):
+        ended = cases.case(case.id, SUPER, audit=False)
+        assert (ended.status, ended.outcome) == ("closed", "no_contact")
+        assert ("assistant", "closed", "expired") in [
+            (e.actor, e.action, e.detail) for e in cases.audit(case.id)]
+    assert cases.case(talking.id, AMINA).status == "active"
+    with database.connect() as connection:
+        left = set(connection.execute(sa.select(CaseMessage.case_id)).scalars())
+        keys = set(connection.execute(sa.select(CaseKey.case_id)).scalars())
+    assert left == {talking.id} and keys == {talking.id}
+    # one conversation's case, as the tracker store's purge closes it
+    assert cases.expire(talking.conversation_id) == talking.id
+    assert cases.expire(talking.conversation_id) is None
+    assert ("assistant", "closed", "expired") in [
+        (e.actor, e.action, e.detail) for e in cases.audit(talking.id)]

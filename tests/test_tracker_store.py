@@ -228,3 +228,23 @@ def test_the_kept_places_follow_the_directory(tmp_path, monkeypatch):
     monkeypatch.setattr(tracker_store, "services_place_codes", lambda url: (2, frozenset({"ng-b"})))
     assert store.rules.value("service_place", "ng-a") == "[redacted]"
     assert store.rules.value("service_place", "ng-b") == "ng-b"
+
+
+async def test_a_purged_conversations_open_case_closes_as_expired(tmp_path):
+    """The idle purge closes the conversation's hand-off case (nobody could answer it any
+    more) with the audit saying it expired, not that the person left."""
+    from bot.cases.service import cases_for
+    from tests.test_handoff import migrated
+
+    url = migrated(tmp_path)
+    settings = Settings.from_env({"HELPLINE_SECRETS_FILE": str(tmp_path / "secrets.json"),
+                                  "HELPLINE_TRACKER_STORE": "sql", "HELPLINE_DATABASE_URL": url})
+    store = PrivateTrackerStore(DOMAIN, settings=settings)
+    sender = "c" + "5" * 31
+    await store.save(DialogueStateTracker.from_events(sender, chat_so_far(), slots=DOMAIN.slots))
+    cases = cases_for(url, settings)
+    case = cases.open(sender, "sms", "en", "high")
+    assert await store.purge(now=time.time() + store.idle_seconds + 60) == 1
+    assert cases.open_case_for(sender) is None
+    assert [(e.actor, e.detail) for e in cases.audit(case.id) if e.action == "closed"] == [
+        ("assistant", "expired")]

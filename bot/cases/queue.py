@@ -36,6 +36,10 @@ _CODE = re.compile(r"^[A-Za-z0-9_\-]{1,40}$")
 _USER = re.compile(r"^[a-z0-9_.\-]{2,64}$")
 MAX_MESSAGE_CHARS = 2000
 PERSON = "person"  # the actor of what the person does (leaving, erasing)
+ASSISTANT = "assistant"  # the actor of what the system does on its own (expiry)
+# Why a case closed without a caseworker, in the audit log's detail column.
+ENDED_BY_PERSON = "ended_by_person"  # quick exit or "forget me"
+EXPIRED = "expired"  # the conversation was deleted for idleness
 
 
 class CaseError(ValueError):
@@ -241,10 +245,41 @@ class Cases:
             row = self._open_row(session, conversation_id)
             if row is None:
                 return None
-            self._close_row(session, row, "no_contact")
-            session.execute(sa.delete(CaseMessage).where(CaseMessage.case_id == row.id))
-            self._audit(session, PERSON, "closed", row.id, "ended_by_person")
+            self._end(session, row, PERSON, ENDED_BY_PERSON)
             return row.id
+
+    def expire(self, conversation_id: str) -> Optional[int]:
+        """The conversation was deleted for idleness: its open case closes the same way, the
+        audit saying why. Returns the case's id, or None when there was none."""
+        with self._sessions.begin() as session:
+            row = self._open_row(session, conversation_id)
+            if row is None:
+                return None
+            self._end(session, row, ASSISTANT, EXPIRED)
+            return row.id
+
+    def expire_idle(self, idle_hours: float) -> list[int]:
+        """Closes every open case with nothing new (opened, taken, a message either way) for
+        ``idle_hours``: its conversation is gone or going (the tracker store deletes idle
+        conversations; a Redis tracker store expires them unseen), so nobody could answer.
+        Returns the ids of the cases closed."""
+        cutoff = self._clock() - dt.timedelta(hours=idle_hours)
+        last_message = (sa.select(CaseMessage.case_id, sa.func.max(CaseMessage.at).label("at"))
+                        .group_by(CaseMessage.case_id).subquery())
+        with self._sessions.begin() as session:
+            rows = session.execute(
+                sa.select(Case, last_message.c.at)
+                .outerjoin(last_message, last_message.c.case_id == Case.id)
+                .where(Case.status.in_(("waiting", "active")))
+                .with_for_update(of=Case)
+            ).all()
+            ended = []
+            for row, last in rows:
+                moments = [_aware(m) for m in (row.created_at, row.claimed_at, last) if m]
+                if max(moments) < _aware(cutoff):
+                    self._end(session, row, ASSISTANT, EXPIRED)
+                    ended.append(row.id)
+            return ended
 
     async def erase(self, conversation_id: str) -> None:
         """For ``bot.privacy.erasure``: what a quick exit does to the conversation's case."""
@@ -395,6 +430,12 @@ class Cases:
     def _check_owner(row: Case, user: User) -> None:
         if not user.supervisor and row.caseworker != user.name:
             raise NotAllowed(f"case {row.id} is not {user.name}'s")
+
+    def _end(self, session: Session, row: Case, actor: str, detail: str) -> None:
+        """Closes an open case nobody in the console closed: no contact, texts deleted."""
+        self._close_row(session, row, "no_contact")
+        session.execute(sa.delete(CaseMessage).where(CaseMessage.case_id == row.id))
+        self._audit(session, actor, "closed", row.id, detail)
 
     def _close_row(self, session: Session, row: Case, outcome: str) -> None:
         row.status, row.outcome, row.closed_at = "closed", outcome, self._clock()
