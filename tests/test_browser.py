@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from bot.catalog import load_catalog
+from tests.utils.accessibility import audit, focus_problems
 from tests.utils.assistant import free_port, start_rasa_server, stop
 from tests.utils.browser import Session as BrowserSession
 from tests.utils.browser import chromium
@@ -306,6 +307,29 @@ def test_a_320_pixel_phone(session, server):
     wait_for_bot_text(page, CATALOG.texts["ar"]["utter_language_set"])
     fits()
     session.shot("arabic")
+
+
+@pytest.mark.parametrize("viewport", [(320, 640)], ids=["320x640"])
+def test_the_page_is_labelled_legible_and_keyboard_visible(session, server):
+    """tests/utils/accessibility.py's check on a phone: the first screen, an English
+    conversation with buttons, the Arabic page, and the neutral page the quick exit opens."""
+    page = session.page
+    open_chat(session, server)
+    assert audit(page) == []
+    assert focus_problems(page) == []
+    choose_language(session, "English", CATALOG.texts["en"]["utter_language_set"])
+    before = len(bot_texts(page))
+    page.locator(".msg.bot .choices button:not([disabled])").first.click()
+    wait_for_more(page, ".msg.bot", before)
+    page.locator(".msg.waiting").wait_for(state="detached")
+    assert audit(page) == []
+    assert focus_problems(page) == []
+    page.select_option("#language", "ar")
+    wait_for_bot_text(page, CATALOG.texts["ar"]["utter_language_set"])
+    assert audit(page) == []
+    session.shot("arabic-audited")
+    page.goto(f"{server}/webhooks/webchat/neutral")
+    assert audit(page) == []
 
 
 def test_no_outside_request_and_no_cookie(session, server):
