@@ -10,13 +10,17 @@ import re
 
 import pytest
 
-from tests.test_console import open_case, world  # noqa: F401 (the fixture)
-from tests.test_console_browser import (  # noqa: F401 (fixtures)
-    ConsoleSession, browser, console, sessions, sign_in,
-)
+from tests import test_console, test_console_browser
+from tests.test_console import open_case
+from tests.test_console_browser import ConsoleSession, sign_in
 from tests.utils.accessibility import audit, focus_problems
 
 pytestmark = pytest.mark.slow
+# The console's fixtures: a migrated database with users (tests/test_console.py), the console
+# served on a free port, Chromium, and its sessions (tests/test_console_browser.py).
+world = test_console.world
+console, browser = test_console_browser.console, test_console_browser.browser
+sessions = test_console_browser.sessions
 
 
 def check(session: ConsoleSession, step: str) -> None:
