@@ -7,16 +7,24 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from types import SimpleNamespace
 
 import pytest
 
 from bot.cases.queue import User
 from bot.cases.service import cases_for
 from bot.catalog import load_catalog
+from channels.sms_text import sms_friendly
 from console.relay import RasaRelay, RelayError
 from tests.test_handoff import migrated
 from tests.utils.assistant import free_port, start_action_server, start_rasa_server, stop
-from tests.utils.channel_clients import send_json, write_credentials
+from tests.utils.channel_clients import (
+    send_json, send_sms, send_telegram, telegram_env, telegram_text, wait_until,
+    write_credentials,
+)
+from tests.utils.fake_telegram import FakeTelegram
+from tests.utils.fake_twilio import FakeTwilio
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 CATALOG = load_catalog()
@@ -26,18 +34,30 @@ AMINA = User("amina")
 
 
 @pytest.fixture(scope="module")
-def rasa(model_path, tmp_path_factory):
-    """(Rasa port, database URL) for servers sharing one migrated database and secrets."""
+def fakes():
+    """The fake Twilio and Telegram the Rasa server's SMS and Telegram channels send to."""
+    twilio, telegram = FakeTwilio().start(), FakeTelegram().start()
+    yield SimpleNamespace(twilio=twilio, telegram=telegram)
+    twilio.stop()
+    telegram.stop()
+
+
+@pytest.fixture(scope="module")
+def rasa(model_path, tmp_path_factory, fakes):
+    """(Rasa port, database URL, secrets file) for servers sharing one migrated database and
+    secrets; the Rasa server opens every channel (SMS and Telegram to the fakes)."""
     folder = tmp_path_factory.mktemp("handoff-process")
     url = migrated(folder)
     env = {"HELPLINE_DATABASE_URL": url, "HELPLINE_SECRETS_FILE": str(folder / "secrets.json")}
     action_port, rasa_port = free_port(), free_port()
+    credentials = write_credentials(folder / "credentials.yml", rasa_port, twilio=fakes.twilio,
+                                    telegram=fakes.telegram)
     actions = start_action_server(action_port, folder / "actions.log", **env)
     try:
         server = start_rasa_server(
             model_path, rasa_port, f"http://127.0.0.1:{action_port}/webhook", folder / "rasa.log",
-            ("--enable-api", "--auth-token", TOKEN),
-            credentials=str(write_credentials(folder / "credentials.yml", rasa_port)), **env)
+            ("--enable-api", "--auth-token", TOKEN), credentials=str(credentials),
+            **env, **telegram_env(fakes.telegram))
     except Exception:
         stop(actions)
         raise
@@ -101,3 +121,111 @@ def test_a_person_on_the_web_chat_and_a_caseworker_in_the_console(rasa, monkeypa
     asyncio.run(close_it())
     assert poll(port) == [CATALOG.texts["en"]["utter_handoff_closed"]]
     assert say(port, "/menu") == [CATALOG.texts["en"]["utter_menu"]]  # the assistant is back
+
+
+def with_buttons(text: str, buttons) -> str:
+    """A message and its buttons' titles, one per line."""
+    return "\n".join([text] + [b.get("title") or b.get("text") for b in buttons or []])
+
+
+class Person:
+    """A person on SMS, Telegram or the REST channel, and what reached them."""
+
+    def __init__(self, channel: str, port: int, fakes) -> None:
+        self.channel, self.port, self.fakes = channel, port, fakes
+        self.address = {"sms": "+9995550161", "telegram": "7004001", "helpline": "rest-person"}[channel]
+        self.seen = 0  # messages already read
+
+    def say(self, text: str) -> None:
+        if self.channel == "sms":
+            assert send_sms(self.port, self.fakes.twilio.auth_token, self.address, text) == 200
+        elif self.channel == "telegram":
+            assert send_telegram(self.port, telegram_text(int(self.address), text)) == 200
+        else:
+            self.held = [with_buttons(m.get("text", ""), m.get("buttons")) for m in send_json(
+                self.port, "helpline", {"sender": self.address, "message": text})]
+
+    def everything(self) -> list[str]:
+        """Every text that reached the person so far, in order (on Telegram with its
+        buttons' titles on the lines after it, as SMS writes them)."""
+        if self.channel == "sms":
+            return [m["Body"] for m in self.fakes.twilio.delivered() if m["To"] == self.address]
+        if self.channel == "telegram":
+            return [with_buttons(m["text"], [b for row in (m.get("reply_markup") or {})
+                                             .get("inline_keyboard", []) for b in row])
+                    for m in self.fakes.telegram.sent() if str(m["chat_id"]) == self.address]
+        self.polled = getattr(self, "polled", []) + getattr(self, "held", [])
+        self.held = []
+        import urllib.request
+
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/webhooks/helpline/poll",
+            json.dumps({"sender": self.address}).encode(), {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            self.polled += [with_buttons(m.get("text", ""), m.get("buttons"))
+                            for m in json.load(reply)]
+        return self.polled
+
+    def until(self, fragment: str) -> list[str]:
+        """The new messages up to the first containing ``fragment`` (waits for it); SMS
+        texts are compared as the SMS channel writes them."""
+        if self.channel == "sms":
+            fragment = sms_friendly(fragment)
+
+        def arrived():
+            texts = self.everything()
+            for index in range(self.seen, len(texts)):
+                if fragment in texts[index]:
+                    return texts[self.seen:index + 1] or [texts[index]]
+            return None
+
+        new = wait_until(arrived, what=f"{fragment[:30]!r} on {self.channel}")
+        self.seen += len(new)
+        return new
+
+
+@pytest.mark.parametrize("channel", ["sms", "telegram", "helpline"])
+def test_a_caseworkers_reply_and_the_close_reach_the_persons_channel(rasa, fakes, channel,
+                                                                      monkeypatch):
+    """The same hand-off over SMS (to the fake Twilio), Telegram (to the fake Bot API) and
+    the REST channel (its poll): the reply goes back the way the person came."""
+    port, url, secrets = rasa
+    monkeypatch.setenv("HELPLINE_SECRETS_FILE", str(secrets))
+    en = CATALOG.texts["en"]
+    person = Person(channel, port, fakes)
+    person.say("hello")
+    person.until(CATALOG.names["es"])  # the languages, by number or button
+    person.say("1")  # English
+    person.until(en["utter_language_set"])
+    person.say("I want to talk to a person")
+    person.until(en["utter_handoff_consent"].split("{")[0])
+    person.say("yes")
+    answer = person.until("")[-1]
+    assert answer.startswith(("You are in the queue", "No caseworker is on shift")), answer
+    cases = cases_for(url)
+    [case] = [c for c in cases.queue() if c.channel == channel]
+    assert (case.language, case.triage_level) == ("en", "none")
+    cases.claim(case.id, AMINA)
+    person.say("my employer keeps my passport")
+    wait_until(lambda: len(cases.transcript(case.id, AMINA)) == 1, what="the relayed message")
+    assert cases.transcript(case.id, AMINA)[0].text == "my employer keeps my passport"
+
+    async def console_side() -> None:
+        relay = RasaRelay(f"http://127.0.0.1:{port}", TOKEN)
+        try:
+            cases.record(case.id, "caseworker", "Thank you for telling me. Are you safe now?",
+                         AMINA)
+            await relay.send(case, "")
+            await relay.closed(cases.close(case.id, AMINA, "referred"))
+        finally:
+            await relay.close()
+
+    asyncio.run(console_side())
+    # the reply, then the goodbye; nothing from the assistant in between (it stayed quiet)
+    closing = en["utter_handoff_closed"]
+    reply, goodbye = person.until(closing[:40])
+    assert reply == "Thank you for telling me. Are you safe now?"
+    assert goodbye.startswith(sms_friendly(closing) if channel == "sms" else closing)  # + menu
+    time.sleep(0.5)
+    assert len(person.everything()) == person.seen
+    assert cases.open_case_for(case.conversation_id) is None
