@@ -27,6 +27,10 @@ Usage:
     helpline users list       the console's users, their role and state
     helpline users disable NAME
                               the user can no longer sign in; their sessions end
+    helpline users enable NAME
+                              a disabled user may sign in again (a lock-out ends too)
+    helpline users password NAME [--password-stdin]
+                              set a new password; the lock-out and the user's sessions end
     helpline console [--insecure-cookies]
                               serve the caseworker console on HELPLINE_BIND:HELPLINE_CONSOLE_PORT
 """
@@ -540,6 +544,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     users_commands.add_parser("list", help="list the users")
     users_disable_parser = users_commands.add_parser("disable", help="disable a user")
     users_disable_parser.add_argument("name")
+    users_enable_parser = users_commands.add_parser("enable", help="enable a disabled user")
+    users_enable_parser.add_argument("name")
+    users_password_parser = users_commands.add_parser(
+        "password", help="set a user's password (ends their lock-out and sessions)")
+    users_password_parser.add_argument("name")
+    users_password_parser.add_argument("--password-stdin", action="store_true",
+                                       help="read the password from the first line of stdin")
     console_parser = commands.add_parser("console", help="serve the caseworker console")
     console_parser.add_argument("--insecure-cookies", action="store_true",
                                 help="cookies without Secure, for plain http on 127.0.0.1 only")

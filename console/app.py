@@ -1,9 +1,9 @@
 """The console's web application (aiohttp, Jinja2 templates, one same-origin script).
 
-Pages: sign-in, the queue with "my cases", a case. Forms post to the server (the pages work
-without the script); the script only keeps the queue and the transcript live through
-server-sent events (``/events``), which the server builds by reading the database every
-``poll_seconds``.
+Pages: sign-in, the queue with "my cases", a case, and for supervisors the audit (the cases'
+audit log and the sign-in events). Forms post to the server (the pages work without the
+script); the script only keeps the queue and the transcript live through server-sent events
+(``/events``), which the server builds by reading the database every ``poll_seconds``.
 
 Security:
 - every page but sign-in needs a session (pages redirect to ``/sign-in``, the API and the
@@ -27,6 +27,7 @@ import json
 import logging
 import re
 import secrets
+import urllib.parse
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Optional
 
@@ -39,10 +40,11 @@ from bot.cases.models import OUTCOMES
 from bot.cases.queue import (
     MAX_MESSAGE_CHARS, AlreadyTaken, CaseError, Cases, CaseView, NotAllowed, utcnow,
 )
+from console.audit import KINDS, PAGE_SIZE as AUDIT_PAGE_SIZE, AuditLog, PageOutOfRange
 from console.canned import load_canned
 from console.relay import Relay, RelayError
 from console.users import SignedIn, SignInRefused, Users
-from console.views import OUTCOME_WORDS, Describer
+from console.views import CLOSED_WORDS, OUTCOME_WORDS, Describer
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +53,14 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self';
        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
        "object-src 'none'")
 _CASE_NUMBER = re.compile(r"^[0-9]{1,9}$")
+_PAGE_NUMBER = re.compile(r"^[0-9]{1,6}$")
+_USER_NAME = re.compile(r"^[a-z0-9_.\-]{2,64}$")
+# How long sign-in events are kept when the deployment sets no ``closed_case_days``.
+SIGN_IN_EVENT_DAYS = 90
 
 USERS = web.AppKey("users", Users)
 CASES = web.AppKey("cases", Cases)
+AUDIT = web.AppKey("audit", AuditLog)
 RELAY = web.AppKey("relay", Relay)
 CONFIG = web.AppKey("config", object)
 HOUSEKEEPING = web.AppKey("housekeeping", asyncio.Task)
@@ -77,7 +84,8 @@ class Config:
             places: returns a ``bot.services.runtime.Loaded`` (directory and gazetteer) or
                 None; without it areas are shown as codes and no services are suggested.
             clock: the time (tests move it).
-            closed_case_days: when set, closed cases older than this are purged hourly.
+            closed_case_days: when set, closed cases older than this are purged hourly, and
+                sign-in events as old (else sign-in events are kept ``SIGN_IN_EVENT_DAYS``).
         """
         from bot.services.categories import load_categories
 
@@ -89,6 +97,8 @@ class Config:
         self.places = places
         self.clock = clock
         self.closed_case_days = closed_case_days
+        self.sign_in_event_days = (closed_case_days if closed_case_days is not None
+                                   else SIGN_IN_EVENT_DAYS)
         self.session_cookie = "__Host-console" if secure_cookies else "console"
         self.sign_in_cookie = "__Host-console-sign-in" if secure_cookies else "console-sign-in"
 
@@ -108,6 +118,7 @@ def create_app(sessions: "sessionmaker[Session]", fernet, relay: Relay,
     app[CONFIG] = config
     app[USERS] = Users(sessions, clock=config.clock)
     app[CASES] = Cases(sessions, fernet, clock=config.clock)
+    app[AUDIT] = AuditLog(sessions)
     app[RELAY] = relay
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(str(HERE / "templates")),
                          autoescape=jinja2.select_autoescape(default=True))
@@ -124,6 +135,7 @@ def create_app(sessions: "sessionmaker[Session]", fernet, relay: Relay,
     app.router.add_post("/cases/{number}/reply", reply)
     app.router.add_post("/cases/{number}/transfer", transfer)
     app.router.add_post("/cases/{number}/close", close)
+    app.router.add_get("/audit", audit_page)
     app.router.add_static("/static/", HERE / "static", append_version=False)
     app.on_startup.append(_start_housekeeping)
     app.on_cleanup.append(_stop)
@@ -143,16 +155,25 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
     response.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
 
 
+def housekeeping(app: web.Application) -> None:
+    """The hourly purge (blocking: in a thread): timed-out sessions, closed cases older than
+    ``closed_case_days`` when set, sign-in events older than ``sign_in_event_days``."""
+    config: Config = app[CONFIG]
+    app[USERS].purge_sessions()
+    if config.closed_case_days is not None:
+        purged = app[CASES].purge(config.closed_case_days)
+        if purged:
+            logger.info("purged %d closed case(s)", purged)
+    purged = app[USERS].purge_events(config.sign_in_event_days)
+    if purged:
+        logger.info("purged %d sign-in event(s)", purged)
+
+
 async def _start_housekeeping(app: web.Application) -> None:
     async def loop() -> None:
         while True:
             try:
-                await asyncio.to_thread(app[USERS].purge_sessions)
-                days = app[CONFIG].closed_case_days
-                if days is not None:
-                    purged = await asyncio.to_thread(app[CASES].purge, days)
-                    if purged:
-                        logger.info("purged %d closed case(s)", purged)
+                await asyncio.to_thread(housekeeping, app)
             except Exception:  # noqa: BLE001 - housekeeping must not stop the console
                 logger.exception("housekeeping failed")
             await asyncio.sleep(3600)
@@ -260,12 +281,21 @@ def _state(app: web.Application, signed: SignedIn, describer: Describer,
         try:
             case = cases.case(case_number, signed.user, audit=False)
             state["case"] = describer.summary(case, language, now)
+            state["case"]["closed_reason"] = _closed_reason(app, case)
             if case.status == "active":
                 state["transcript"] = [describer.line(line, signed.user.name)
                                        for line in cases.transcript(case_number, signed.user)]
         except (CaseError, NotAllowed):
             state["case"] = None
     return state
+
+
+def _closed_reason(app: web.Application, case: CaseView) -> Optional[str]:
+    """Why a closed case closed without a caseworker, in words, from the audit log (None: a
+    caseworker closed it, or it is open)."""
+    if case.status != "closed":
+        return None
+    return CLOSED_WORDS.get(app[AUDIT].closed_by(case.id) or "")
 
 
 # -- sign-in ----------------------------------------------------------------------------
@@ -376,8 +406,10 @@ async def _render_case(request: web.Request, signed: SignedIn, number: int, stat
     services = _services(loaded, case, signed.language) if loaded is not None else []
     canned = [{"key": c.key, "label": c.label, "text": c.texts[case.language],
                "mine": c.texts.get(signed.language)} for c in load_canned()]
+    closed_reason = await asyncio.to_thread(_closed_reason, app, case)
     context = {
         "signed": signed, "case": describer.summary(case, signed.language, now),
+        "closed_reason": closed_reason,
         "transcript": transcript, "colleagues": colleagues, "services": services,
         "canned": canned, "outcomes": [(o, OUTCOME_WORDS[o]) for o in OUTCOMES],
         "error": error, "notice": notice, "draft": draft, "max_chars": MAX_MESSAGE_CHARS,
@@ -403,6 +435,95 @@ def _services(loaded: Any, case: CaseView, language: str) -> list[dict]:
     return [{"name": h.card.name, "organisation": h.card.organisation, "area": h.card.area,
              "phone": h.card.phone, "km": round(h.km), "hours": h.card.hours_text,
              "categories": list(h.card.categories)} for h in ordered]
+
+
+# -- the audit (supervisors) ------------------------------------------------------------
+
+_AUDIT_PARAMETERS = ("page", "user", "case", "kind")
+KIND_WORDS = {"all": "Everything", "cases": "Case actions only", "sign-ins": "Sign-ins only"}
+
+
+def _audit_filters(query: Any) -> tuple[dict[str, Any], dict[str, str], list[str]]:
+    """The audit page's query: the filters, the values to put back in the form, the problems
+    (each a sentence). An empty field is no filter."""
+    problems: list[str] = []
+    repeated = [name for name in _AUDIT_PARAMETERS if len(query.getall(name, [])) > 1]
+    if repeated:
+        problems.append(f"Give each filter once (repeated: {', '.join(repeated)}).")
+    text = {name: query.get(name, "").strip() for name in _AUDIT_PARAMETERS}
+    filters: dict[str, Any] = {"number": 1, "user": None, "case": None, "kind": "all"}
+    form = {"user": "", "case": "", "kind": "all"}
+    if text["page"]:
+        if _PAGE_NUMBER.match(text["page"]) and int(text["page"]) >= 1:
+            filters["number"] = int(text["page"])
+        else:
+            problems.append("The page is a whole number from 1: page=1 is the newest "
+                            f"{AUDIT_PAGE_SIZE} entries, page=2 the {AUDIT_PAGE_SIZE} before.")
+    if text["user"]:
+        name = text["user"].lower()
+        if _USER_NAME.match(name):
+            filters["user"] = form["user"] = name
+        else:
+            problems.append("A user name is 2 to 64 characters: a-z, 0-9, dot, dash and "
+                            "underscore. Leave the field empty for everyone.")
+    if text["case"]:
+        if _CASE_NUMBER.match(text["case"]):
+            filters["case"] = int(text["case"])
+            form["case"] = str(filters["case"])
+        else:
+            problems.append("A case number is a whole number, such as 12 (without the word "
+                            "“Case”). Leave the field empty for every case.")
+    if text["kind"]:
+        if text["kind"] in KINDS:
+            filters["kind"] = form["kind"] = text["kind"]
+        else:
+            problems.append("Show is one of: " + ", ".join(KINDS) + ".")
+    if filters["case"] is not None and filters["kind"] == "sign-ins":
+        problems.append("Sign-ins belong to no case: to filter by case number, show "
+                        "everything or case actions only.")
+    return filters, form, problems
+
+
+def _audit_url(form: dict[str, str], number: int) -> str:
+    query = {key: value for key, value in form.items() if value and value != "all"}
+    if number > 1:
+        query["page"] = str(number)
+    return "/audit" + ("?" + urllib.parse.urlencode(query) if query else "")
+
+
+@signed_in
+async def audit_page(request: web.Request, signed: SignedIn) -> web.StreamResponse:
+    """The cases' audit log and the sign-in events, newest first, for supervisors only."""
+    if not signed.user.supervisor:
+        return _error_page(request, 403, "The audit log is for supervisors only. Ask a "
+                           "supervisor if you need to know who did what with a case.", signed)
+    filters, form, problems = _audit_filters(request.query)
+    context: dict[str, Any] = {
+        "signed": signed, "nav": "audit", "form": form, "kinds": list(KIND_WORDS.items()),
+        "entries": None, "page": None, "zone": request.app[CONFIG].timezone,
+        "page_size": AUDIT_PAGE_SIZE,
+    }
+    if problems:
+        return aiohttp_jinja2.render_template(
+            "audit.html", request, {**context, "error": " ".join(problems)}, status=400)
+    try:
+        page = await asyncio.to_thread(request.app[AUDIT].page, filters["number"],
+                                       filters["user"], filters["case"], filters["kind"],
+                                       AUDIT_PAGE_SIZE)
+    except PageOutOfRange as exc:
+        return aiohttp_jinja2.render_template(
+            "audit.html", request, {**context, "first": _audit_url(form, 1), "error": (
+                f"There is no page {exc.number}: with these filters the log has "
+                f"{exc.pages} page{'s' if exc.pages != 1 else ''}.")}, status=404)
+    config: Config = request.app[CONFIG]
+    describer = Describer(config.categories, config.timezone)  # times only: no places needed
+    context.update({
+        "entries": [describer.audit_entry(entry) for entry in page.entries], "page": page,
+        "newer": _audit_url(form, page.number - 1) if page.number > 1 else None,
+        "older": _audit_url(form, page.number + 1) if page.number < page.pages else None,
+        "filtered": any(value and value != "all" for value in form.values()),
+    })
+    return aiohttp_jinja2.render_template("audit.html", request, context)
 
 
 # -- the JSON API and the live updates ---------------------------------------------------

@@ -35,7 +35,9 @@ def read_password(stdin: bool, source: Optional[TextIO] = None) -> Optional[str]
 def users_command(settings: Settings, action: str, name: Optional[str] = None,
                   supervisor: bool = False, password_stdin: bool = False,
                   language: str = "en") -> int:
-    """``helpline users add|list|disable``; prints what was done, never a password."""
+    """``helpline users add|list|disable|enable|password``; prints what was done, never a
+    password. ``password`` asks for the new one like ``add`` (typed twice, or one stdin line),
+    ends the user's lock-out and signs them out everywhere."""
     from console.users import UserError, check_name, check_password
 
     try:
@@ -65,11 +67,25 @@ def users_command(settings: Settings, action: str, name: Optional[str] = None,
             users.disable(name)
             print(f"{name}: disabled, signed out everywhere")
             return 0
+        if action == "enable":
+            if users.enable(name):
+                print(f"{name}: enabled, may sign in again")
+            else:
+                print(f"{name}: was not disabled; any lock-out is lifted")
+            return 0
+        if action == "password":
+            account = users.account(name)  # an unknown user is told before typing a password
         password = read_password(password_stdin)
         if password is None:
             print("users: the two passwords differ; nothing changed", file=sys.stderr)
             return 2
         check_password(password)
+        if action == "password":
+            users.set_password(name, password)
+            print(f"{name}: password set, lock-out lifted, signed out everywhere"
+                  + (" (the account is still disabled: `helpline users enable "
+                     f"{name}`)" if account.disabled else ""))
+            return 0
         account = users.add(name, password, supervisor=supervisor, language=language)
         print(f"{account.name}: created ({account.role}, names in {account.language})")
         return 0

@@ -1,4 +1,4 @@
-"""Tables of the console (migration 0004, never ``create_all``).
+"""Tables of the console (migrations 0004 and 0005, never ``create_all``).
 
 - ``caseworkers``: who may sign in. The user name, an argon2 hash of the password (never the
   password), the role (caseworker or supervisor), the language need names are shown in,
@@ -7,6 +7,10 @@
 - ``console_sessions``: signed-in browsers. The cookie holds a random token; the table holds
   only its SHA-256, the user, the session's CSRF token and its times. Signing out, disabling
   the user or the idle timeout ends it.
+- ``sign_in_events`` (0005): the sign-in audit. The time, the user name (only of an existing
+  account: a name that is not a user may be a password typed in the wrong box, so a refusal
+  for an unknown name is kept without any name) and the event, from a closed set. No IP
+  address, no browser. Purged with closed cases (``retention.closed_case_days``).
 """
 
 from __future__ import annotations
@@ -47,3 +51,20 @@ class ConsoleSession(Base):
     csrf_token = sa.Column(sa.String(64), nullable=False)
     created_at = sa.Column(sa.DateTime(timezone=True), nullable=False)
     last_seen = sa.Column(sa.DateTime(timezone=True), nullable=False)
+
+
+# What happens to an account, in the sign-in audit (closed set). The last four are the
+# changes made with ``helpline users`` on the server.
+SIGN_IN_EVENTS = ("signed_in", "refused", "locked_out", "signed_out", "expired",
+                  "created", "disabled", "enabled", "password_set")
+
+
+class SignInEvent(Base):
+    __tablename__ = "sign_in_events"
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    at = sa.Column(sa.DateTime(timezone=True), nullable=False, index=True)
+    user_name = sa.Column(sa.String(64), nullable=True, index=True)  # None: not a user
+    event = sa.Column(sa.String(12), nullable=False)
+
+    __table_args__ = (sa.CheckConstraint(f"event IN {SIGN_IN_EVENTS}", name="event"),)

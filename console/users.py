@@ -8,8 +8,11 @@
 - A session is a random token in the browser's cookie; the table keeps its SHA-256, so a copy
   of the database cannot be replayed as a cookie. It ends after ``IDLE_MINUTES`` without a
   request, after ``MAX_HOURS`` in any case, at sign-out, and when the user is disabled.
-- Sign-ins, sign-outs and lock-outs are logged with the user name (never a password; a name
-  that is not a user is not logged, as it may be a password typed in the wrong field).
+- Sign-ins, refusals, lock-outs, sign-outs, expired sessions and the changes made with
+  ``helpline users`` go to the ``sign_in_events`` table (the supervisors' audit page) and to
+  the log, with the user name; never a password, and a name that is not a user is neither
+  stored nor logged, as it may be a password typed in the wrong field. No IP address, no
+  browser.
 
 Everything here is synchronous SQLAlchemy (call it from a thread in async code).
 """
@@ -29,8 +32,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.cases.queue import User
-from console.models import LANGUAGES, ROLES, Caseworker, ConsoleSession
+from bot.cases.queue import ASSISTANT, PERSON, User
+from console.models import LANGUAGES, ROLES, Caseworker, ConsoleSession, SignInEvent
 
 logger = logging.getLogger("console.auth")
 
@@ -41,6 +44,7 @@ LOCK_MINUTES = 15
 IDLE_MINUTES = 30
 MAX_HOURS = 12
 _NAME = re.compile(r"^[a-z0-9_.\-]{2,64}$")
+RESERVED_NAMES = (PERSON, ASSISTANT)  # actors of the cases' audit log that are no user
 _HASHER = PasswordHasher()
 _DUMMY_HASH = _HASHER.hash("not a password of anyone: evens out the time of a refusal")
 
@@ -122,9 +126,12 @@ class Users:
         """Creates a user.
 
         Raises:
-            UserError: a bad name, password or language, or a name already taken.
+            UserError: a bad, reserved or taken name, a bad password or language.
         """
         check_name(name)
+        if name in RESERVED_NAMES:
+            raise UserError(f"{name!r} is reserved: the audit log names the person and the "
+                            f"assistant so; choose another user name")
         check_password(password)
         if language not in LANGUAGES:
             raise UserError(f"language {language!r} is not one of {', '.join(LANGUAGES)}")
@@ -135,8 +142,20 @@ class Users:
                              role=ROLES[1] if supervisor else ROLES[0], language=language,
                              failed_attempts=0, created_at=self._clock())
             session.add(row)
+            _event(session, self._clock(), name, "created")
             session.flush()
-            return self._account(row)
+            account = self._account(row)
+        logger.info("user created: %s", name)
+        return account
+
+    def account(self, name: str) -> Account:
+        """One user.
+
+        Raises:
+            UserError: no such user.
+        """
+        with self._sessions() as session:
+            return self._account(self._existing(session, name))
 
     def list(self) -> list[Account]:
         with self._sessions() as session:
@@ -157,12 +176,46 @@ class Users:
             UserError: no such user.
         """
         with self._sessions.begin() as session:
-            row = session.get(Caseworker, name) if isinstance(name, str) else None
-            if row is None:
-                raise UserError(f"there is no user {name}")
-            row.disabled_at = row.disabled_at or self._clock()
+            row = self._existing(session, name)
+            if row.disabled_at is None:
+                row.disabled_at = self._clock()
+                _event(session, row.disabled_at, name, "disabled")
             session.execute(sa.delete(ConsoleSession).where(ConsoleSession.caseworker == name))
         logger.info("user disabled: %s", name)
+
+    def enable(self, name: str) -> bool:
+        """The user may sign in again (a lock-out ends too). False: they were not disabled.
+
+        Raises:
+            UserError: no such user.
+        """
+        with self._sessions.begin() as session:
+            row = self._existing(session, name)
+            was_disabled = row.disabled_at is not None
+            row.disabled_at, row.failed_attempts, row.locked_until = None, 0, None
+            if was_disabled:
+                _event(session, self._clock(), name, "enabled")
+        if was_disabled:
+            logger.info("user enabled: %s", name)
+        return was_disabled
+
+    def set_password(self, name: str, password: str) -> Account:
+        """A new password: the lock-out ends and every session of the user ends now.
+
+        Raises:
+            UserError: no such user, or a password too short or too long.
+        """
+        check_password(password)
+        with self._sessions.begin() as session:
+            row = self._existing(session, name)
+            row.password_hash = _HASHER.hash(password)
+            row.failed_attempts, row.locked_until = 0, None
+            session.execute(sa.delete(ConsoleSession).where(ConsoleSession.caseworker == name))
+            _event(session, self._clock(), name, "password_set")
+            session.flush()
+            account = self._account(row)
+        logger.info("password set, signed out everywhere: %s", name)
+        return account
 
     def signed_in_count(self) -> int:
         """How many users have a session that has not timed out (for "is anyone on shift")."""
@@ -191,6 +244,8 @@ class Users:
             locked = _aware(row.locked_until) if row is not None else None
             if row is None or (locked is not None and locked > now):
                 _verify(_DUMMY_HASH, password)
+                # An unknown name is not kept: it may be a password typed in the wrong box.
+                _event(session, now, row.name if row is not None else None, "refused")
                 if row is not None:
                     logger.info("sign-in refused, account locked: %s", name)
             elif not _verify(row.password_hash, password) or row.disabled_at is not None:
@@ -199,9 +254,11 @@ class Users:
                 row.failed_attempts += 1
                 if row.failed_attempts >= MAX_FAILURES:
                     row.locked_until = now + dt.timedelta(minutes=LOCK_MINUTES)
+                    _event(session, now, row.name, "locked_out")
                     logger.warning("account locked for %d minutes after %d failed sign-ins: %s",
                                    LOCK_MINUTES, row.failed_attempts, name)
                 else:
+                    _event(session, now, row.name, "refused")
                     logger.info("sign-in failed: %s", name)
             else:
                 if _HASHER.check_needs_rehash(row.password_hash):
@@ -210,6 +267,7 @@ class Users:
                 token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
                 session.add(ConsoleSession(token_hash=_digest(token), caseworker=name,
                                            csrf_token=csrf, created_at=now, last_seen=now))
+                _event(session, now, row.name, "signed_in")
                 signed = SignedIn(User(name, row.role == "supervisor"), row.language, csrf)
         if signed is None:
             raise SignInRefused()
@@ -230,10 +288,15 @@ class Users:
             if row is None:
                 return None
             user = session.get(Caseworker, row.caseworker)
-            if (user is None or user.disabled_at is not None
-                    or _aware(row.last_seen) <= now - dt.timedelta(minutes=IDLE_MINUTES)
-                    or _aware(row.created_at) <= now - dt.timedelta(hours=MAX_HOURS)):
-                session.delete(row)
+            ended = _ends_at(row)
+            if user is None or user.disabled_at is not None or ended <= now:
+                # Conditional, so that of two requests ending it at once only one records it.
+                gone = session.execute(
+                    sa.delete(ConsoleSession).where(ConsoleSession.token_hash == row.token_hash)
+                    .execution_options(synchronize_session=False)).rowcount
+                if gone and user is not None and user.disabled_at is None:
+                    _event(session, ended, row.caseworker, "expired")
+                    logger.info("session timed out: %s", row.caseworker)
                 return None
             if touch:
                 row.last_seen = now
@@ -248,21 +311,60 @@ class Users:
             if row is not None:
                 logger.info("signed out: %s", row.caseworker)
                 session.delete(row)
+                _event(session, self._clock(), row.caseworker, "signed_out")
 
     def purge_sessions(self) -> int:
-        """Deletes sessions that have timed out."""
+        """Deletes sessions that have timed out (each an ``expired`` event, at its end)."""
         now = self._clock()
+        purged = 0
         with self._sessions.begin() as session:
-            return session.execute(sa.delete(ConsoleSession).where(sa.or_(
+            old = session.execute(sa.select(ConsoleSession).where(sa.or_(
                 ConsoleSession.last_seen <= now - dt.timedelta(minutes=IDLE_MINUTES),
                 ConsoleSession.created_at <= now - dt.timedelta(hours=MAX_HOURS),
-            )).execution_options(synchronize_session=False)).rowcount
+            ))).scalars().all()
+            for row in old:
+                if session.execute(
+                        sa.delete(ConsoleSession)
+                        .where(ConsoleSession.token_hash == row.token_hash)
+                        .execution_options(synchronize_session=False)).rowcount:
+                    _event(session, _ends_at(row), row.caseworker, "expired")
+                    logger.info("session timed out: %s", row.caseworker)
+                    purged += 1
+        return purged
+
+    def purge_events(self, days: int) -> int:
+        """Deletes sign-in events older than ``days``."""
+        cutoff = self._clock() - dt.timedelta(days=days)
+        with self._sessions.begin() as session:
+            return session.execute(
+                sa.delete(SignInEvent).where(SignInEvent.at < cutoff)
+                .execution_options(synchronize_session=False)).rowcount
+
+    @staticmethod
+    def _existing(session: Session, name: str) -> Caseworker:
+        row = session.get(Caseworker, name) if isinstance(name, str) and _NAME.match(name) \
+            else None
+        if row is None:
+            raise UserError(f"there is no user {name}")
+        return row
 
     @staticmethod
     def _account(row: Caseworker) -> Account:
         return Account(row.name, row.role, row.language, _aware(row.locked_until),
                        _aware(row.created_at), _aware(row.last_sign_in),
                        row.disabled_at is not None)
+
+
+def _event(session: Session, at: dt.datetime, name: Optional[str], event: str) -> None:
+    """One row of the sign-in audit, in the caller's transaction (``name``: an existing user's,
+    or None)."""
+    session.add(SignInEvent(at=at, user_name=name, event=event))
+
+
+def _ends_at(row: ConsoleSession) -> dt.datetime:
+    """When a session times out: idle too long, or open too long."""
+    return min(_aware(row.last_seen) + dt.timedelta(minutes=IDLE_MINUTES),
+               _aware(row.created_at) + dt.timedelta(hours=MAX_HOURS))
 
 
 def _verify(password_hash: str, password: str) -> bool:

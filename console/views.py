@@ -11,7 +11,8 @@ import datetime as dt
 from typing import Any, Mapping, Optional
 from zoneinfo import ZoneInfo
 
-from bot.cases.queue import CaseView, Line
+from bot.cases.queue import ASSISTANT, ENDED_BY_PERSON, EXPIRED, PERSON, CaseView, Line
+from console.users import LOCK_MINUTES, MAX_FAILURES
 
 LEVEL_WORDS = {
     "emergency": "Emergency: immediate danger was signalled",
@@ -29,6 +30,37 @@ STATUS_WORDS = {"waiting": "Waiting", "active": "Active", "closed": "Closed"}
 OUTCOME_WORDS = {"referred": "Referred to a service", "information_given": "Information given",
                  "no_contact": "No contact", "other": "Other"}
 AUTHOR_WORDS = {"person": "Person", "caseworker": "Caseworker", "assistant": "Assistant"}
+# Why a case closed without a caseworker (``console.audit.AuditLog.closed_by``).
+CLOSED_WORDS = {
+    ENDED_BY_PERSON: "The person ended the conversation (quick exit or “forget me”); the "
+                       "messages were deleted.",
+    EXPIRED: "The conversation was deleted after a long silence, so the case closed by "
+               "itself; the messages were deleted.",
+}
+# The audit page: what a user did to a case, what ended a case nobody closed in the console,
+# and what happened to an account.
+ENDED_WORDS = {
+    ENDED_BY_PERSON: "ended the conversation (quick exit or “forget me”): the case closed and "
+                     "its messages were deleted",
+    EXPIRED: "closed the case: the conversation was deleted after a long silence",
+}
+CASE_ACTION_WORDS = {
+    "claimed": "took the case", "opened": "opened the case", "replied": "replied",
+    "transferred": "handed the case to {detail}", "closed": "closed the case: {outcome}",
+    "released": "put the case back in the queue",
+}
+SIGN_IN_WORDS = {
+    "signed_in": "signed in",
+    "refused": "sign-in refused (wrong password, locked or disabled account)",
+    "locked_out": f"sign-in refused; the account is locked for {LOCK_MINUTES} minutes after "
+                  f"{MAX_FAILURES} failures in a row",
+    "signed_out": "signed out",
+    "expired": "session timed out",
+    "created": "account created (helpline users add)",
+    "disabled": "account disabled, signed out everywhere (helpline users disable)",
+    "enabled": "account enabled (helpline users enable)",
+    "password_set": "password set, signed out everywhere (helpline users password)",
+}
 
 
 def duration(seconds: float) -> str:
@@ -91,6 +123,26 @@ class Describer:
             "taken_for": (duration((now - case.claimed_at).total_seconds())
                           if case.claimed_at and case.status == "active" else None),
         }
+
+    def stamp(self, moment: dt.datetime) -> str:
+        """Date and time in the hotline's time zone: ``2026-11-26 09:05``."""
+        return moment.astimezone(self.zone).strftime("%Y-%m-%d %H:%M")
+
+    def audit_entry(self, entry: Any) -> dict[str, Any]:
+        """A line of the audit page (a ``console.audit.Entry``) in plain words."""
+        if entry.kind == "sign_in":
+            return {"kind": "Sign-in", "at": self.stamp(entry.at), "case": None,
+                    "who": entry.who or "A name that is no user (not kept)",
+                    "what": SIGN_IN_WORDS.get(entry.what, entry.what)}
+        who, what = entry.who, CASE_ACTION_WORDS.get(entry.what, entry.what)
+        if entry.what == "closed" and entry.detail in ENDED_WORDS and who in (PERSON, ASSISTANT):
+            who = "The person" if who == PERSON else "The assistant"
+            what = ENDED_WORDS[entry.detail]
+        else:
+            what = what.format(detail=entry.detail or "",
+                               outcome=OUTCOME_WORDS.get(entry.detail or "", entry.detail or ""))
+        return {"kind": "Case", "at": self.stamp(entry.at), "case": entry.case, "who": who,
+                "what": what}
 
     def line(self, line: Line, me: str) -> dict[str, Any]:
         return {"author": line.author, "who": AUTHOR_WORDS.get(line.author, line.author),

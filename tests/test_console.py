@@ -233,7 +233,7 @@ async def test_a_disabled_user_is_signed_out_at_once(browser, world):
 
 # -- every endpoint: sessions, CSRF, bad input --------------------------------------------
 
-GET_PAGES = ["/", "/cases/1"]
+GET_PAGES = ["/", "/cases/1", "/audit", "/audit?page=abc"]
 GET_API = ["/api/state", "/api/cases/1/transcript", "/events"]
 POSTS = ["/sign-out", "/cases/1/take", "/cases/1/reply", "/cases/1/transfer", "/cases/1/close"]
 
@@ -446,7 +446,7 @@ async def test_no_page_or_response_carries_the_conversation_id_or_the_address(br
     bodies = []
     for client in (amina, lead):
         for path in ["/", f"/cases/{case.id}", f"/cases/{waiting.id}", "/api/state",
-                     f"/api/cases/{case.id}/transcript"]:
+                     f"/api/cases/{case.id}/transcript", "/audit"]:
             response = await client.get(path)
             bodies.append(await response.text() + str(dict(response.headers)))
         async with client.get(f"/events?case={case.id}") as stream:
@@ -463,7 +463,7 @@ async def test_no_page_or_response_carries_the_conversation_id_or_the_address(br
 async def test_every_response_has_the_content_security_policy(browser, world):
     client = await browser("amina")
     for path in ["/", "/sign-in", "/static/console.js", "/static/console.css", "/cases/999",
-                 "/api/state"]:
+                 "/api/state", "/audit"]:
         response = await client.get(path, allow_redirects=False)
         assert response.headers["Content-Security-Policy"] == CSP, path
         assert response.headers["X-Frame-Options"] == "DENY"
@@ -480,10 +480,15 @@ def test_the_pages_load_nothing_from_elsewhere_and_have_no_inline_script_or_styl
         assert "style=" not in text and "onclick" not in text and "<style" not in text, path
         if path.suffix == ".html":
             assert re.findall(r"<script[^>]*>", text) in ([], ['<script src="/static/console.js" defer>'])
-    html = HERE.joinpath("templates", "case.html").read_text(encoding="utf-8")
-    # Every field has a label.
-    for field_id in re.findall(r'<(?:textarea|select|input)[^>]*\sid="([^"]+)"', html):
-        assert f'for="{field_id}"' in html or "outcome-{{" in field_id, field_id
+    for name in ("case.html", "audit.html", "sign_in.html", "queue.html", "_case_rows.html"):
+        html = HERE.joinpath("templates", name).read_text(encoding="utf-8")
+        # Every field has a label, every visible field an id; every header cell a scope.
+        for field_id in re.findall(r'<(?:textarea|select|input)[^>]*\sid="([^"]+)"', html):
+            assert f'for="{field_id}"' in html or "outcome-{{" in field_id, (name, field_id)
+        for field in re.findall(r'<(?:textarea|select|input)(?![^>]*type="hidden")[^>]*>', html):
+            assert " id=" in field, (name, field)
+        for header in re.findall(r"<th(?:\s[^>]*)?>", html):
+            assert "scope=" in header, (name, header)
 
 
 async def test_the_event_stream_sends_the_queue_when_a_case_opens(browser, world):

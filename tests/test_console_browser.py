@@ -399,3 +399,53 @@ def test_signing_in_and_out_leaves_no_cookie_behind(sessions, console):
     session.page.click("button:text('Sign out')")
     session.page.wait_for_url(f"{console}/sign-in")
     assert [c["name"] for c in session.context.cookies()] == ["__Host-console-sign-in"]
+
+
+def test_the_person_leaves_and_the_supervisor_reads_it_in_the_audit_by_keyboard(
+        sessions, console, world):
+    """The person's quick exit reaches the open case page in plain words (the messages leave
+    the screen); the supervisor reaches the audit page from the navigation by keyboard and
+    reads who took the case and that the person ended it; the page passes the accessibility
+    check (labels, contrast, visible focus)."""
+    from tests.utils.accessibility import audit, focus_problems
+
+    case = open_case(world, 1, "high", needs=["shelter"])
+    amina = sessions()
+    sign_in(amina, console, "amina")
+    amina.page.click(f"#queue-body tr[data-number='{case.id}'] button")
+    amina.page.wait_for_url(f"{console}/cases/{case.id}")
+    person_writes(world, case, "Please, I have to go now.")
+    wait_for_line(amina.page, "I have to go now.")
+    world.cases.end_by_person(case.conversation_id)  # what a quick exit does to the case
+    live = amina.page.locator("#case-live")
+    live.wait_for(state="visible")
+    assert live.inner_text() == (
+        "This case is now closed. The person ended the conversation (quick exit or “forget "
+        "me”); the messages were deleted. Reload the page to see it.")
+    assert "I have to go now." not in amina.page.locator("#transcript").inner_text()
+    amina.page.reload()
+    assert "The person ended the conversation" in amina.page.locator("#closed-reason").inner_text()
+    amina.shot("ended-by-person")
+    assert amina.page.locator("a[href='/audit']").count() == 0  # not for caseworkers
+
+    lead = sessions()
+    sign_in(lead, console, "lead")
+    page = lead.page
+    page.locator(".skip").focus()  # the first stop of the keyboard, then the navigation
+    for _ in range(5):
+        page.keyboard.press("Tab")
+        if page.evaluate("() => document.activeElement.textContent") == "Audit":
+            break
+    assert page.evaluate("() => document.activeElement.getAttribute('href')") == "/audit"
+    with page.expect_navigation(url=f"{console}/audit"):
+        page.keyboard.press("Enter")
+    table = page.locator("#audit tbody").inner_text()
+    assert "The person\tended the conversation (quick exit or “forget me”)" in table
+    assert "amina\ttook the case" in table and "I have to go now." not in table
+    page.fill("#audit-case", str(case.id))
+    with page.expect_navigation(url=re.compile(rf"/audit\?.*case={case.id}")):
+        page.press("#audit-case", "Enter")
+    # taken, opened, ended by the person, opened again (amina's reload)
+    assert page.locator("#audit tbody tr").count() == 4
+    assert audit(page) == [] and focus_problems(page) == []
+    lead.shot("audit")

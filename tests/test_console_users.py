@@ -70,6 +70,79 @@ def test_users_add_list_disable(tmp_path, monkeypatch, capsys):
     assert all(h.startswith("$argon2id$") and PASSWORD not in h for h in hashes)
 
 
+def test_users_enable_and_password(tmp_path, monkeypatch, capsys):
+    url = f"sqlite:///{tmp_path}/cli.db"
+    monkeypatch.setenv("HELPLINE_DATABASE_URL", url)
+    assert cli.main(["users", "enable", "amina"]) == 2  # no schema yet
+    assert "helpline db upgrade" in capsys.readouterr().err
+    assert cli.main(["db", "upgrade"]) == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    assert cli.main(["users", "add", "amina", "--password-stdin"]) == 0
+    capsys.readouterr()
+    engine = make_engine(url)
+    users = Users(session_factory(engine))
+    token, _ = users.sign_in("amina", PASSWORD)
+
+    # enable: a disabled user may sign in again; unknown users and bad names are named.
+    assert cli.main(["users", "disable", "amina"]) == 0
+    assert users.session(token) is None  # disabling ends the sessions
+    with pytest.raises(SignInRefused):
+        users.sign_in("amina", PASSWORD)
+    assert cli.main(["users", "enable", "amina"]) == 0
+    assert capsys.readouterr().out == "amina: disabled, signed out everywhere\n" \
+        "amina: enabled, may sign in again\n"
+    assert cli.main(["users", "enable", "amina"]) == 0
+    assert "amina: was not disabled" in capsys.readouterr().out
+    assert cli.main(["users", "enable", "nobody"]) == 2
+    assert capsys.readouterr().err == "users: there is no user nobody\n"
+    assert cli.main(["users", "enable", "Not Valid"]) == 2
+    assert "a user name is 2 to 64 characters" in capsys.readouterr().err
+    token, _ = users.sign_in("amina", PASSWORD)
+
+    # password: read like `add`, ends the lock-out and every session of the user.
+    for _ in range(MAX_FAILURES):
+        with pytest.raises(SignInRefused):
+            users.sign_in("amina", "wrong password!!")
+    new = "a brand new passphrase"
+    monkeypatch.setattr("sys.stdin", io.StringIO(new + "\n"))
+    assert cli.main(["users", "password", "amina", "--password-stdin"]) == 0
+    out = capsys.readouterr().out
+    assert out == "amina: password set, lock-out lifted, signed out everywhere\n"
+    assert new not in out
+    assert users.session(token) is None
+    assert users.sign_in("amina", new)[1].user.name == "amina"  # not locked any more
+    with pytest.raises(SignInRefused):
+        users.sign_in("amina", PASSWORD)
+    answers = iter([PASSWORD, PASSWORD])
+    monkeypatch.setattr(console_cli.getpass, "getpass", lambda prompt: next(answers))
+    assert cli.main(["users", "password", "amina"]) == 0
+    assert users.sign_in("amina", PASSWORD)[1].user.name == "amina"
+    capsys.readouterr()
+
+    # Errors: nothing changes.
+    answers = iter([new, new + "x"])
+    assert cli.main(["users", "password", "amina"]) == 2
+    assert "the two passwords differ; nothing changed" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert cli.main(["users", "password", "amina", "--password-stdin"]) == 2
+    assert "at least 12 characters" in capsys.readouterr().err
+    asked = []
+    monkeypatch.setattr(console_cli.getpass, "getpass", lambda prompt: asked.append(prompt))
+    assert cli.main(["users", "password", "nobody"]) == 2
+    assert capsys.readouterr().err == "users: there is no user nobody\n"
+    assert asked == []  # told before typing a password for nothing
+    assert users.sign_in("amina", PASSWORD)[1].user.name == "amina"
+
+    # A disabled user's new password says the account is still disabled.
+    assert cli.main(["users", "disable", "amina"]) == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO(new + "\n"))
+    assert cli.main(["users", "password", "amina", "--password-stdin"]) == 0
+    assert "still disabled: `helpline users enable amina`" in capsys.readouterr().out
+    with pytest.raises(SignInRefused):
+        users.sign_in("amina", new)
+    engine.dispose()
+
+
 def test_the_console_refuses_insecure_cookies_on_a_public_address(monkeypatch, capsys):
     monkeypatch.setenv("HELPLINE_BIND", "0.0.0.0")
     assert cli.main(["console", "--insecure-cookies"]) == 2

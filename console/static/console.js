@@ -82,9 +82,17 @@
     }
     if (shown && live && state.case.status_text !== shown.textContent) {
       live.hidden = false;
-      live.textContent = "This case is now " + state.case.status_text.toLowerCase() +
-        (state.case.status === "closed" ? " (the person may have left the conversation)." : ".") +
+      // closed_reason: the server's words when the person (quick exit, "forget me") or the
+      // assistant (a long silence) ended it, read from the audit log; never a guess.
+      live.textContent = "This case is now " + state.case.status_text.toLowerCase() + "." +
+        (state.case.closed_reason ? " " + state.case.closed_reason : "") +
         " Reload the page to see it.";
+    }
+    if (transcript && state.case.closed_reason) {
+      // The messages are deleted: they leave the screen too.
+      while (transcript.firstChild) { transcript.removeChild(transcript.firstChild); }
+      transcript.appendChild(el("li", { "class": "empty", text: state.case.closed_reason }));
+      return;
     }
     if (!transcript || !state.transcript) { return; }
     var atBottom = transcript.scrollHeight - transcript.scrollTop - transcript.clientHeight < 40;
