@@ -74,7 +74,8 @@ class Config:
                  categories: Optional[dict] = None,
                  places: Optional[Callable[[], Any]] = None,
                  clock: Callable[[], dt.datetime] = utcnow,
-                 closed_case_days: Optional[int] = None) -> None:
+                 closed_case_days: Optional[int] = None,
+                 idle_case_hours: Optional[float] = None) -> None:
         """
         Args:
             secure_cookies: False only for plain http://127.0.0.1 (tests, a local trial).
@@ -86,6 +87,9 @@ class Config:
             clock: the time (tests move it).
             closed_case_days: when set, closed cases older than this are purged hourly, and
                 sign-in events as old (else sign-in events are kept ``SIGN_IN_EVENT_DAYS``).
+            idle_case_hours: when set, open cases with nothing new for this long are closed
+                hourly as expired (the deployment's ``conversation_idle_hours``: their
+                conversation is gone, e.g. expired unseen by a Redis tracker store).
         """
         from bot.services.categories import load_categories
 
@@ -97,6 +101,7 @@ class Config:
         self.places = places
         self.clock = clock
         self.closed_case_days = closed_case_days
+        self.idle_case_hours = idle_case_hours
         self.sign_in_event_days = (closed_case_days if closed_case_days is not None
                                    else SIGN_IN_EVENT_DAYS)
         self.session_cookie = "__Host-console" if secure_cookies else "console"
@@ -156,10 +161,15 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
 
 
 def housekeeping(app: web.Application) -> None:
-    """The hourly purge (blocking: in a thread): timed-out sessions, closed cases older than
-    ``closed_case_days`` when set, sign-in events older than ``sign_in_event_days``."""
+    """The hourly purge (blocking: in a thread): timed-out sessions, open cases idle for
+    ``idle_case_hours`` when set, closed cases older than ``closed_case_days`` when set,
+    sign-in events older than ``sign_in_event_days``."""
     config: Config = app[CONFIG]
     app[USERS].purge_sessions()
+    if config.idle_case_hours is not None:
+        expired = app[CASES].expire_idle(config.idle_case_hours)
+        if expired:
+            logger.info("closed %d idle case(s)", len(expired))
     if config.closed_case_days is not None:
         purged = app[CASES].purge(config.closed_case_days)
         if purged:

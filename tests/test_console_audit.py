@@ -363,3 +363,22 @@ def test_the_live_notice_takes_the_servers_words_and_guesses_nothing():
 
     script = HERE.joinpath("static", "console.js").read_text(encoding="utf-8")
     assert "may have left" not in script and "closed_reason" in script
+
+
+def test_the_hourly_housekeeping_closes_cases_idle_as_long_as_a_conversation(world):
+    """Where a Redis tracker store expires conversations unseen, the console's housekeeping
+    closes their cases (the deployment's conversation_idle_hours), saying why."""
+    idle = open_case(world, 1)
+    world.clock.advance(hours=23)
+    recent = open_case(world, 2)
+    world.clock.advance(hours=2)  # 25 h after the first, 2 h after the second
+    without = create_app(world.sessions, FERNET, world.relay, Config(clock=world.clock))
+    housekeeping(without)  # not configured: nothing closes
+    assert world.cases.open_case_for(idle.conversation_id) is not None
+    configured = create_app(world.sessions, FERNET, world.relay,
+                            Config(clock=world.clock, idle_case_hours=24))
+    housekeeping(configured)
+    assert world.cases.open_case_for(idle.conversation_id) is None
+    assert world.cases.open_case_for(recent.conversation_id) is not None
+    assert [(e.actor, e.detail) for e in world.cases.audit(idle.id) if e.action == "closed"] == [
+        ("assistant", "expired")]

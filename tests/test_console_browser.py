@@ -449,3 +449,22 @@ def test_the_person_leaves_and_the_supervisor_reads_it_in_the_audit_by_keyboard(
     assert page.locator("#audit tbody tr").count() == 4
     assert audit(page) == [] and focus_problems(page) == []
     lead.shot("audit")
+
+
+def test_the_tabs_title_counts_who_is_waiting(sessions, console, world):
+    """A caseworker working in another tab sees a case arrive in the tab's title."""
+    amina = sessions()
+    sign_in(amina, console, "amina")
+    page = amina.page
+    assert page.title() == "Queue · Helpline console"
+    open_case(world, 1, "medium")
+    page.wait_for_function("() => document.title.startsWith('(1 waiting)')")
+    assert page.title() == "(1 waiting) Queue · Helpline console"
+    open_case(world, 2, "emergency")
+    page.wait_for_function("() => document.title.startsWith('(2 waiting, 1 emergency)')")
+    page.reload()  # the server writes the same count
+    assert page.title() == "(2 waiting, 1 emergency) Queue · Helpline console"
+    with page.expect_navigation(url=re.compile(r"/cases/\d+$")):
+        page.locator("#queue-body tr[data-number] button").first.click()
+    page.wait_for_function("() => document.title.startsWith('(1 waiting)')")
+    assert page.title().endswith("· Helpline console") and "emergency" not in page.title()

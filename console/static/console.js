@@ -51,7 +51,19 @@
     }
   }
 
+  // The tab's title counts who is waiting, so a caseworker working in another tab or window
+  // sees a new case arrive: "(2 waiting, 1 emergency) Queue - Helpline console".
+  var baseTitle = document.title.replace(/^\([^)]*\) /, "");  // the server's count comes off
+  function showTitle(state) {
+    var waiting = state.queue.length;
+    var emergencies = state.queue.filter(function (c) { return c.level === "emergency"; }).length;
+    var title = waiting ? "(" + waiting + " waiting" +
+      (emergencies ? ", " + emergencies + " emergency" : "") + ") " + baseTitle : baseTitle;
+    if (document.title !== title) { document.title = title; }
+  }
+
   function showQueue(state) {
+    showTitle(state);
     var queueBody = document.getElementById("queue-body");
     var mineBody = document.getElementById("mine-body");
     if (queueBody) {
