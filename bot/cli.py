@@ -204,14 +204,32 @@ def secrets_command(settings: Settings, action: str) -> int:
                     await cache.aclose()
 
             moved = asyncio.run(reencrypt())
+        rewrapped = _reencrypt_case_keys(settings, secrets)
         dropped = retire_route_keys(path)
-        print(f"{path}: {moved} stored route(s) re-encrypted, {dropped} old key(s) dropped. "
-              f"Restart the Rasa server(s). Routes kept in memory are re-created by the next "
-              f"message.")
+        print(f"{path}: {moved} stored route(s) re-encrypted, {rewrapped} open case key(s) "
+              f"re-wrapped, {dropped} old key(s) dropped. Restart the Rasa server(s) and the "
+              f"console. Routes kept in memory are re-created by the next message.")
         return 0
     except SecretsError as exc:
         print(f"secrets: {exc}", file=sys.stderr)
         return 2
+
+
+def _reencrypt_case_keys(settings: Settings, secrets) -> int:
+    """Re-wraps the open cases' keys with the newest route key (0 where there are no cases
+    tables)."""
+    from bot.cases.queue import Cases
+    from bot.storage import SchemaError, make_engine, require_current, session_factory
+
+    engine = make_engine(settings.database_url)
+    try:
+        require_current(engine)
+    except SchemaError:
+        return 0
+    try:
+        return Cases(session_factory(engine), secrets.fernet()).reencrypt_keys()
+    finally:
+        engine.dispose()
 
 
 def db_upgrade(settings: Settings) -> str:

@@ -401,6 +401,20 @@ class Cases:
                 session.execute(sa.delete(Case).where(Case.id.in_(old)))
             return len(old)
 
+    def reencrypt_keys(self) -> int:
+        """Re-wraps every open case's key with the newest route key (``helpline secrets
+        retire`` does it before dropping the old keys, else their transcripts would be lost).
+        Returns how many; a key no current route key opens is left as it is."""
+        count = 0
+        with self._sessions.begin() as session:
+            for row in session.execute(sa.select(CaseKey)).scalars():
+                try:
+                    row.wrapped_key = self._fernet.rotate(row.wrapped_key)
+                except InvalidToken:
+                    continue
+                count += 1
+        return count
+
     # -- inside -------------------------------------------------------------------------
 
     @staticmethod
