@@ -110,6 +110,9 @@ class ActionRelayToCaseworker(Action):
         text = ((tracker.latest_message or {}).get("text") or "").strip()
         if text:
             handoff.cases.record(case.id, "person", text[:MAX_MESSAGE_CHARS])
+        # replies that could not reach the person when sent (no reply route then) go now
+        for reply in handoff.cases.take_replies(tracker.sender_id):
+            dispatcher.utter_message(text=reply, metadata={"language": language_of(tracker)})
         return []
 
 

@@ -141,6 +141,19 @@ class Gateway:
         """Where to send a message for ``conversation_id`` (for channels that push replies)."""
         return await self.routes.get(conversation_id)
 
+    async def undeliverable(self, conversation_id: str, message: dict) -> None:
+        """A message pushed to a conversation that has no reply route (expired, erased, or
+        lost with a restarted in-memory cache): nobody can receive it now. A caseworker's
+        reply is marked not sent in its case, so it goes out with the answer to the person's
+        next message (``bot.cases.service.requeue_reply``)."""
+        from bot.cases.service import requeue_reply
+
+        text = message.get("text") or ""
+        kept = bool(text) and await requeue_reply(conversation_id, text)
+        logger.info("%s channel: no reply route for a pushed message (expired, erased or lost "
+                    "in a restart)%s", self.channel,
+                    "; a caseworker's reply, kept for the next message" if kept else "")
+
     async def take_held(self, address: str) -> list[dict]:
         """For a channel whose client asks for pushed messages (web chat, REST): those held
         for ``address`` since it last asked, in order, now removed from its route."""
@@ -174,8 +187,7 @@ class HeldOutput(OutputChannel):
     async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
         route = await self.gateway.routes.get(recipient_id)
         if route is None or route.channel != self.gateway.channel:
-            logger.info("%s channel: no route for a pushed message (expired or erased)",
-                        self.gateway.channel)
+            await self.gateway.undeliverable(recipient_id, message)
             return
         item = json.dumps(self.render(message), ensure_ascii=False)
         await self.gateway.routes.put(recipient_id,

@@ -309,8 +309,8 @@ class SmsPushOutput(OutputChannel):
 
     async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
         route = await self.channel.gateway.reply_route(recipient_id)
-        if route is None:
-            logger.info("sms channel: no reply route for a pushed message (expired or erased)")
+        if route is None or route.channel != SmsInput.name():
+            await self.channel.gateway.undeliverable(recipient_id, message)
             return
         admitted = Admitted(recipient_id, "", route)
         turn = [{"text": message.get("text") or "", "buttons": message.get("buttons") or [],

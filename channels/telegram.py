@@ -389,8 +389,7 @@ class TelegramOutput(OutputChannel):
     async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
         route: Optional[Route] = await self.channel.gateway.reply_route(recipient_id)
         if route is None or route.channel != TelegramInput.name():
-            logger.warning("telegram channel: no Telegram reply route for %s; message dropped",
-                           recipient_id)
+            await self.channel.gateway.undeliverable(recipient_id, message)
             return
         turn = [{"text": message.get("text") or "", "buttons": list(message.get("buttons") or []),
                  "metadata": dict(message.get("metadata") or {})}]

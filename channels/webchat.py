@@ -51,6 +51,9 @@ STATIC_FILES = {
     "chat.js": "text/javascript; charset=utf-8",
     "chat.css": "text/css; charset=utf-8",
     "neutral.css": "text/css; charset=utf-8",
+    # a plain grey dot: a tab or bookmark shows nothing about the helpline (and the browser
+    # does not ask the server's root for /favicon.ico)
+    "icon.svg": "image/svg+xml",
 }
 NEUTRAL_PATH = "neutral"  # relative to the page, so that a reverse proxy's prefix is kept
 RTL_LANGUAGES = frozenset({"ar"})

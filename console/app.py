@@ -64,6 +64,8 @@ AUDIT = web.AppKey("audit", AuditLog)
 RELAY = web.AppKey("relay", Relay)
 CONFIG = web.AppKey("config", object)
 HOUSEKEEPING = web.AppKey("housekeeping", asyncio.Task)
+# Set when the console stops: the event streams end at once instead of holding the shutdown.
+STOPPING = web.AppKey("stopping", asyncio.Event)
 
 
 class Config:
@@ -143,6 +145,7 @@ def create_app(sessions: "sessionmaker[Session]", fernet, relay: Relay,
     app.router.add_get("/audit", audit_page)
     app.router.add_static("/static/", HERE / "static", append_version=False)
     app.on_startup.append(_start_housekeeping)
+    app.on_shutdown.append(_end_streams)
     app.on_cleanup.append(_stop)
     return app
 
@@ -179,7 +182,12 @@ def housekeeping(app: web.Application) -> None:
         logger.info("purged %d sign-in event(s)", purged)
 
 
+async def _end_streams(app: web.Application) -> None:
+    app[STOPPING].set()
+
+
 async def _start_housekeeping(app: web.Application) -> None:
+    app[STOPPING] = asyncio.Event()
     async def loop() -> None:
         while True:
             try:
@@ -587,8 +595,11 @@ async def events(request: web.Request, signed: SignedIn) -> web.StreamResponse:
             elif quiet >= config.heartbeat_seconds:
                 await response.write(b": still here\n\n")
                 quiet = 0.0
-            await asyncio.sleep(config.poll_seconds)
-            quiet += config.poll_seconds
+            try:  # the next reading, or the console stopping, whichever comes first
+                await asyncio.wait_for(request.app[STOPPING].wait(), config.poll_seconds)
+                break
+            except asyncio.TimeoutError:
+                quiet += config.poll_seconds
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     return response

@@ -127,5 +127,7 @@ def serve(settings: Settings, insecure_cookies: bool = False) -> int:
     relay = RasaRelay(f"http://127.0.0.1:{settings.rasa_port}", settings.rasa_token)
     app = create_app(session_factory(engine), secrets.fernet(), relay, config)
     print(f"caseworker console: http://{settings.bind}:{settings.console_port}/", flush=True)
-    web.run_app(app, host=settings.bind, port=settings.console_port, print=None)
+    # a short grace on stop: the event streams end at once (on_shutdown), a form post is quick
+    web.run_app(app, host=settings.bind, port=settings.console_port, print=None,
+                shutdown_timeout=5)
     return 0

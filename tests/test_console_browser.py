@@ -65,6 +65,7 @@ class ConsoleSession(Session):
         super().__init__(browser, test_name, WIDTH, HEIGHT, ARTIFACTS)
         self.context.set_default_timeout(TIMEOUT_MS)
         self.received: list[str] = []
+        self.unread: list[str] = []  # the addresses of bodies that could not be read
         self.streamed: list[str] = []  # the server-sent events' data (also in ``received``)
         self.context.on("requestfinished", self._keep)
         devtools = self.context.new_cdp_session(self.page)
@@ -81,14 +82,22 @@ class ConsoleSession(Session):
         return [e for e in self.errors if not any(a in e for a in asked)]
 
     def _keep(self, request) -> None:
-        response = request.response()
-        if response is None:
-            return
-        self.received.append(request.url + json.dumps(response.headers))
-        if request.post_data:
-            self.received.append(request.post_data)
-        if not 300 <= response.status < 400:
-            self.received.append(response.text())
+        """Keeps what a finished request carried. A body Chromium no longer has (its page was
+        left at once) is noted in ``unread``, not raised: raised in an event handler, it
+        would fail whatever Playwright call comes next."""
+        from playwright.sync_api import Error as PlaywrightError
+
+        try:
+            response = request.response()
+            if response is None:
+                return
+            self.received.append(request.url + json.dumps(response.headers))
+            if request.post_data:
+                self.received.append(request.post_data)
+            if not 300 <= response.status < 400:
+                self.received.append(response.text())
+        except PlaywrightError:
+            self.unread.append(request.url)
 
     def _event(self, event: dict) -> None:
         self.streamed.append(event["data"])
@@ -153,8 +162,11 @@ def rows(page, body: str) -> list[int]:
 
 
 def transcript(page) -> list[tuple[str, str]]:
-    return [(li.split("\n")[0].split(" ")[0], li.split("\n")[-1])
-            for li in page.locator("#transcript li:not(.empty)").all_inner_texts()]
+    """(who, text) of each line shown, read from the elements (not from the laid-out text,
+    which lacks its line breaks while the live update replaces the list)."""
+    return [tuple(pair) for pair in page.locator("#transcript li:not(.empty)").evaluate_all(
+        "items => items.map(li => [li.querySelector('.who').textContent.trim(),"
+        " li.querySelector('p').textContent])")]
 
 
 def wait_for_line(page, text: str) -> None:

@@ -137,6 +137,42 @@ def test_messages_go_to_the_transcript_and_replies_come_back(database):
     assert events[-1]["event"] == "action" and events[-1]["name"] == "action_listen"
 
 
+def test_a_reply_no_channel_could_deliver_goes_with_the_next_answer(database, tmp_path):
+    """A push output without a reply route (a restarted in-memory cache) marks the reply not
+    sent in the case (``Gateway.undeliverable``); the person's next message brings it."""
+    from cryptography.fernet import Fernet, MultiFernet
+
+    from actions.handoff import ActionRelayCaseworker, ActionRelayToCaseworker
+    from bot.privacy.keys import Secrets
+    from bot.privacy.routes import MemoryRouteCache
+    from channels.gateway import Gateway
+    from channels.webchat import WebChatInput
+
+    cases = cases_for(database)
+    sender = "c" + "8" * 31
+    case = cases.open(sender, "webchat", "en", "medium")
+    cases.claim(case.id, AMINA)
+    cases.record(case.id, "caseworker", "Are you still there?", AMINA)
+    cases.record(case.id, "caseworker", "I will wait.", AMINA)
+    _, dispatcher = run(ActionRelayCaseworker(), tracker(sender, slots={"handoff": "open"}))
+    key = Fernet.generate_key().decode()
+    routes = MemoryRouteCache(MultiFernet([Fernet(key)]), idle_seconds=60)  # empty: restarted
+    push = WebChatInput(Gateway("webchat", Secrets(b"k" * 32, (key,)), routes)).get_output_channel()
+    try:
+        for message in dispatcher.messages:
+            asyncio.run(push.send_response(sender, message))
+    finally:
+        routes.close()
+    assert not cases.undeliver(sender, "never sent")
+    _, dispatcher = run(ActionRelayToCaseworker(),
+                        tracker(sender, intent="greet", text="hello?", slots={"handoff": "open"}))
+    assert [m["text"] for m in dispatcher.messages] == ["Are you still there?", "I will wait."]
+    assert [line.text for line in cases.transcript(case.id, AMINA)][-1] == "hello?"
+    _, dispatcher = run(ActionRelayToCaseworker(),
+                        tracker(sender, intent="greet", text="ok", slots={"handoff": "open"}))
+    assert dispatcher.messages == []  # once
+
+
 def test_an_emergency_during_a_hand_off_tops_the_queue_and_tells_the_caseworker(database):
     from actions.safety import ActionEmergency
 

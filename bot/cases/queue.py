@@ -216,6 +216,27 @@ class Cases:
                 message.delivered = True
             return [key.decrypt(m.body).decode("utf-8") for m in waiting]
 
+    def undeliver(self, conversation_id: str, text: str) -> bool:
+        """A caseworker's reply taken for the conversation could not reach it (its channel had
+        no reply route: e.g. a Rasa restart emptied an in-memory cache): it is marked not sent
+        again, for the answer to the person's next message. False when no such reply."""
+        with self._sessions.begin() as session:
+            row = self._open_row(session, conversation_id)
+            if row is None:
+                return False
+            sent = session.execute(
+                sa.select(CaseMessage).where(CaseMessage.case_id == row.id,
+                                             CaseMessage.author == "caseworker",
+                                             CaseMessage.delivered.is_(True))
+                .order_by(CaseMessage.id.desc()).limit(20)
+            ).scalars().all()
+            key = self._key(session, row.id)
+            for message in sent:
+                if key.decrypt(message.body).decode("utf-8") == text:
+                    message.delivered = False
+                    return True
+            return False
+
     def withdraw(self, message_id: int) -> None:
         """Deletes a caseworker's reply that could not be handed to the assistant."""
         with self._sessions.begin() as session:

@@ -77,3 +77,15 @@ class HandOff:
     def on_shift(self, deployment: Deployment, now: dt.datetime) -> bool:
         """Within the hours of cover and somebody signed in to the console."""
         return deployment.human_cover.is_covered(now) and self._users(self.url).signed_in_count() > 0
+
+
+async def requeue_reply(conversation_id: str, text: str) -> bool:
+    """For a channel that could not deliver a message pushed to ``conversation_id``: if it was
+    a caseworker's reply, it goes out again with the answer to the person's next message
+    (``Cases.undeliver``). False where there is no such reply or no cases tables."""
+    import asyncio
+
+    cases = await asyncio.to_thread(cases_for, Settings.from_env().database_url)
+    if cases is None:
+        return False
+    return await asyncio.to_thread(cases.undeliver, conversation_id, text)
