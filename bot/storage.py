@@ -33,7 +33,8 @@ def load_models() -> None:
     """Registers every table of the project on ``Base.metadata`` (migrations, schema tests)."""
     import importlib
 
-    for module in ("bot.services.models", "bot.cases.models", "console.models"):
+    for module in ("bot.services.models", "bot.cases.models", "console.models",
+                   "bot.campaigns.models"):
         importlib.import_module(module)
 
 

@@ -1,0 +1,1 @@
+"""Awareness campaigns: opt-in subscribers, campaigns defined in YAML, the outbox dispatcher."""
