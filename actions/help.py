@@ -218,6 +218,10 @@ class ActionAnswerOffer(Action):
             from actions.handoff import connect
 
             return connect(dispatcher, tracker)
+        if offer == "subscribe" and latest_intent(tracker) == "affirm":
+            from actions.campaigns import subscribe
+
+            return subscribe(dispatcher, tracker)
         if offer:
             say(dispatcher, "utter_offer_declined", language)
         else:

@@ -150,6 +150,7 @@ class PrivateTrackerStore(TrackerStore):
         install_log_scrubber()
         rasa_speedups.install()
         erasure.register("hand-off cases", self._erase_case)
+        erasure.register("campaign subscribers", self._erase_subscriber, on_expiry=False)
         self.settings = settings or Settings.from_env()
         self.deployment = cached_deployment(self.settings.deployment_file)
         self.backend = (backend or self.settings.tracker_store).lower()
@@ -277,7 +278,7 @@ class PrivateTrackerStore(TrackerStore):
             if cases is not None:  # closed as expired (the erasure would say "by the person")
                 await asyncio.to_thread(cases.expire, sender_id)
             await self.delete(sender_id)
-            await erasure.erase(sender_id)
+            await erasure.erase(sender_id, expiry=True)
         if idle:
             logger.info("tracker store: deleted %d idle conversation(s)", len(idle))
         return len(idle)
@@ -288,6 +289,15 @@ class PrivateTrackerStore(TrackerStore):
         cases = await self._cases()
         if cases is not None:
             await cases.erase(conversation_id)
+
+    async def _erase_subscriber(self, conversation_id: str) -> None:
+        """A quick exit or "forget me" also ends a subscription (the address is deleted)."""
+        from bot.campaigns.service import subscribers_for
+
+        subscribers = await asyncio.to_thread(subscribers_for, self.settings.database_url,
+                                              self.settings)
+        if subscribers is not None:
+            await subscribers.erase(conversation_id)
 
     async def _cases(self):
         """The hand-off's cases on this database, or None where its tables do not exist."""

@@ -22,6 +22,7 @@ from typing import Any, Callable, Dict, Optional, Sequence, Text
 
 from rasa.core.channels.channel import OutputChannel
 
+from bot.campaigns.service import asks_to_attach, attach_address
 from bot.catalog import load_catalog
 from bot.deployment import cached_deployment
 from bot.privacy.keys import Secrets, load_secrets
@@ -109,6 +110,9 @@ class Gateway:
         """Keeps what the next message needs: the last buttons' payloads and the turn's
         language; unless the conversation was erased while Rasa handled the message.
 
+        A turn in which the person subscribed to the campaigns (a message carrying
+        ``bot.campaigns.service.ATTACH``) stores the address, encrypted, with the subscriber.
+
         ``pending``: the parts of a split answer not sent yet (SMS), replacing what was
         pending. None (the other channels): messages pushed to the conversation are kept but
         for those shown at the start of this turn (``admitted.route.pending``), so a
@@ -118,6 +122,8 @@ class Gateway:
         current = await self.routes.get(admitted.conversation_id)
         if current is None:
             return  # erased (quick exit, forget me) while Rasa handled the message
+        if asks_to_attach(messages):  # the person just subscribed: keep how to reach them
+            await attach_address(admitted.conversation_id, current.address)
         if pending is None:
             shown = admitted.route.pending
             kept = (current.pending[len(shown):] if current.pending[:len(shown)] == shown

@@ -11,8 +11,9 @@ gets 400. Then, from private chats only (other chats are ignored):
 
 - a text message goes to Rasa as typed (a typed digit picks the last menu's option, through
   ``channels.gateway``); an edited message counts as a new message with the edited text;
-- the commands ``/start``, ``/help``, ``/exit``, ``/delete`` (also ``/start@botname``) become
-  ``/greet``, ``/menu``, ``/quick_exit``, ``/forget_me``; any other command the menu;
+- the commands ``/start``, ``/help``, ``/exit``, ``/delete``, ``/join``, ``/stop`` (also
+  ``/start@botname``) become ``/greet``, ``/menu``, ``/quick_exit``, ``/forget_me``,
+  ``/subscribe``, ``/unsubscribe``; any other command the menu;
 - a shared location becomes the ``/inform_location`` payload of the services search (an
   edited location, i.e. a live location moving, is ignored);
 - a press of an inline button (callback query) sends that button's payload, and the press is
@@ -65,7 +66,8 @@ from channels.telegram_api import (
 
 logger = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-COMMANDS = {"start": "/greet", "help": "/menu", "exit": "/quick_exit", "delete": "/forget_me"}
+COMMANDS = {"start": "/greet", "help": "/menu", "exit": "/quick_exit", "delete": "/forget_me",
+            "join": "/subscribe", "stop": "/unsubscribe"}
 UNKNOWN_COMMAND = "/menu"
 MEDIA = ("sticker", "photo", "voice", "video", "video_note", "document", "audio", "animation",
          "contact", "poll", "dice", "game", "story", "paid_media")

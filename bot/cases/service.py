@@ -26,11 +26,12 @@ def _engine(url: str):
     return make_engine(url)
 
 
-_CASES: dict[str, Cases] = {}
+_STORES: dict[tuple[str, type], object] = {}
 
 
-def cases_for(url: str, settings: Optional[Settings] = None) -> Optional[Cases]:
-    """The cases on ``url`` with the deployment's route key, or None when not migrated.
+def store_for(kind: type, url: str, settings: Optional[Settings] = None):
+    """``kind(sessions, route keys)`` on ``url`` (``Cases``, ``Subscribers``), or None when
+    the database is not migrated.
 
     Kept per process once the schema is current (every message of a hand-off asks; the schema
     check reads the migration files); a database not yet migrated is checked again next time.
@@ -39,17 +40,22 @@ def cases_for(url: str, settings: Optional[Settings] = None) -> Optional[Cases]:
     from bot.privacy.keys import load_secrets
     from bot.storage import SchemaError, require_current, session_factory
 
-    if url in _CASES:
-        return _CASES[url]
+    if (url, kind) in _STORES:
+        return _STORES[url, kind]
     engine = _engine(url)
     try:
         require_current(engine)
     except SchemaError:
         return None
     settings = settings or Settings.from_env()
-    cases = Cases(session_factory(engine), load_secrets(settings.secrets_file).fernet())
-    _CASES[url] = cases
-    return cases
+    store = kind(session_factory(engine), load_secrets(settings.secrets_file).fernet())
+    _STORES[url, kind] = store
+    return store
+
+
+def cases_for(url: str, settings: Optional[Settings] = None) -> Optional[Cases]:
+    """The cases on ``url`` with the deployment's route key, or None when not migrated."""
+    return store_for(Cases, url, settings)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,91 @@
+"""Subscribing to the awareness campaigns' safety messages, and stopping them.
+
+"subscribe" (JOIN on SMS, /join on Telegram) asks for consent, saying what will come, how
+often (the deployment's ``campaigns.max_per_week``) and how to stop; only a yes records the
+subscriber (pseudonym, language, coarse area, consent time). The action server never sees the
+address: the confirmation carries ``bot.campaigns.service.ATTACH`` in its metadata, and the
+channel, which holds the address in the reply route, stores it encrypted in the same turn.
+"unsubscribe" (STOP) deletes the subscriber and the address at once. Only SMS and Telegram
+can receive campaigns; elsewhere the person is told where to subscribe.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.common import catalog, deployment, language_of, say
+from bot.campaigns.models import SUBSCRIBER_CHANNELS
+from bot.campaigns.service import ATTACH, subscribers_for
+from bot.campaigns.subscribers import Subscribers
+from bot.settings import Settings
+
+
+def subscribers() -> Optional[Subscribers]:
+    return subscribers_for(Settings.from_env().database_url)
+
+
+def per_week() -> int:
+    section = getattr(deployment(), "campaigns", None)
+    return int(getattr(section, "max_per_week", 2) or 2)
+
+
+class ActionSubscribe(Action):
+    """"subscribe": the consent question, or why it cannot be done here."""
+
+    def name(self) -> Text:
+        return "action_subscribe"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[EventType]:
+        language = language_of(tracker)
+        store = subscribers()
+        if store is None:
+            say(dispatcher, "utter_subscribe_unavailable", language)
+        elif tracker.get_latest_input_channel() not in SUBSCRIBER_CHANNELS:
+            say(dispatcher, "utter_subscribe_channel_only", language)
+        elif (current := store.get(tracker.sender_id)) is not None and current.reachable:
+            say(dispatcher, "utter_subscribe_already", language)
+        else:
+            say(dispatcher, "utter_subscribe_consent", language, per_week=per_week())
+            return [SlotSet("offer", "subscribe")]
+        return [SlotSet("offer", None)]
+
+
+def subscribe(dispatcher: CollectingDispatcher, tracker: Tracker) -> List[EventType]:
+    """The person said yes to the consent question: the subscriber is recorded, and the
+    confirmation asks the channel to attach the address."""
+    language = language_of(tracker)
+    store = subscribers()
+    channel = tracker.get_latest_input_channel()
+    if store is None or channel not in SUBSCRIBER_CHANNELS:
+        say(dispatcher, "utter_subscribe_unavailable", language)
+        return [SlotSet("offer", None)]
+    area = tracker.get_slot("service_place") or tracker.get_slot("area")  # coarse codes only
+    store.consent(tracker.sender_id, channel, language, area)
+    message = catalog().render("utter_subscribe_done", language,
+                               org_name=deployment().organisation_name)
+    dispatcher.utter_message(text=message["text"], buttons=message.get("buttons"),
+                             utter_action="utter_subscribe_done",
+                             metadata={"language": language, **ATTACH})
+    return [SlotSet("offer", None)]
+
+
+class ActionUnsubscribe(Action):
+    """"unsubscribe" (STOP): the subscriber and the address are deleted at once."""
+
+    def name(self) -> Text:
+        return "action_unsubscribe"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[EventType]:
+        store = subscribers()
+        removed = store is not None and store.remove(tracker.sender_id)
+        say(dispatcher, "utter_unsubscribe_done" if removed else "utter_unsubscribe_none",
+            language_of(tracker))
+        return [SlotSet("offer", None)]
