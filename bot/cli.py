@@ -204,20 +204,22 @@ def secrets_command(settings: Settings, action: str) -> int:
                     await cache.aclose()
 
             moved = asyncio.run(reencrypt())
-        rewrapped = _reencrypt_case_keys(settings, secrets)
+        rewrapped, addresses = _reencrypt_database(settings, secrets)
         dropped = retire_route_keys(path)
         print(f"{path}: {moved} stored route(s) re-encrypted, {rewrapped} open case key(s) "
-              f"re-wrapped, {dropped} old key(s) dropped. Restart the Rasa server(s) and the "
-              f"console. Routes kept in memory are re-created by the next message.")
+              f"re-wrapped, {addresses} subscriber address(es) re-encrypted, {dropped} old "
+              f"key(s) dropped. Restart the Rasa server(s), the console and the campaign "
+              f"dispatcher. Routes kept in memory are re-created by the next message.")
         return 0
     except SecretsError as exc:
         print(f"secrets: {exc}", file=sys.stderr)
         return 2
 
 
-def _reencrypt_case_keys(settings: Settings, secrets) -> int:
-    """Re-wraps the open cases' keys with the newest route key (0 where there are no cases
-    tables)."""
+def _reencrypt_database(settings: Settings, secrets) -> tuple[int, int]:
+    """Re-wraps the open cases' keys and re-encrypts the subscribers' addresses with the
+    newest route key; (0, 0) where the database is not migrated."""
+    from bot.campaigns.subscribers import Subscribers
     from bot.cases.queue import Cases
     from bot.storage import SchemaError, make_engine, require_current, session_factory
 
@@ -225,9 +227,10 @@ def _reencrypt_case_keys(settings: Settings, secrets) -> int:
     try:
         require_current(engine)
     except SchemaError:
-        return 0
+        return 0, 0
     try:
-        return Cases(session_factory(engine), secrets.fernet()).reencrypt_keys()
+        sessions, fernet = session_factory(engine), secrets.fernet()
+        return Cases(sessions, fernet).reencrypt_keys(), Subscribers(sessions, fernet).reencrypt()
     finally:
         engine.dispose()
 
@@ -572,6 +575,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     console_parser = commands.add_parser("console", help="serve the caseworker console")
     console_parser.add_argument("--insecure-cookies", action="store_true",
                                 help="cookies without Secure, for plain http on 127.0.0.1 only")
+    from bot.campaigns.cli import add_parser as add_campaign_parser
+
+    add_campaign_parser(commands)  # helpline campaign check|preview|queue|status
     args = parser.parse_args(argv)
 
     try:
@@ -641,6 +647,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         from console.cli import serve
 
         return serve(settings, insecure_cookies=args.insecure_cookies)
+    if args.command == "campaign":
+        from bot.campaigns.cli import campaign_command
+
+        return campaign_command(settings, args)
     return 2
 
 

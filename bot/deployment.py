@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping, Optional
@@ -26,7 +27,7 @@ _RANGE = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-4]):([0-5]
 _TOP_KEYS = {"organisation", "languages", "default_language", "emergency_contacts",
              "human_cover", "retention"}
 _RETENTION_KEYS = {"conversation_idle_hours", "reply_route_idle_hours", "closed_case_days"}
-_OPTIONAL_KEYS = {"sms", "web_chat"}
+_OPTIONAL_KEYS = {"sms", "web_chat", "campaigns"}
 _WEB_CHAT_KEYS = {"quick_exit_url"}
 # The web chat's quick exit: an https:// address, or a path on this site (not "//host").
 _QUICK_EXIT_URL = re.compile(
@@ -35,6 +36,13 @@ _QUICK_EXIT_URL = re.compile(
 )
 _SMS_KEYS = {"segment_budget", "fold_accents"}
 MAX_SEGMENT_BUDGET = 10
+_CAMPAIGN_KEYS = {"sms_price_per_segment", "currency", "twilio_messages_per_second",
+                  "telegram_messages_per_second", "max_per_week"}
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+# Telegram's own limit for a bot: about 30 messages per second overall.
+MAX_TELEGRAM_PER_SECOND = 30
+# A campaign's cap of messages per person per week may not exceed a daily message.
+MAX_CAMPAIGN_PER_WEEK = 7
 
 
 class DeploymentError(ValueError):
@@ -104,6 +112,19 @@ class SmsSettings:
 
 
 @dataclass(frozen=True)
+class CampaignSettings:
+    """Awareness campaigns: the price of one SMS segment (for the preview's cost estimate),
+    the providers' sending rates, and the most messages per person per week any campaign may
+    send (what the subscription's consent message promises)."""
+
+    sms_price_per_segment: Decimal = Decimal("0")
+    currency: str = "USD"
+    twilio_messages_per_second: float = 1.0
+    telegram_messages_per_second: float = 30.0
+    max_per_week: int = 2
+
+
+@dataclass(frozen=True)
 class Deployment:
     """A validated deployment file."""
 
@@ -116,6 +137,7 @@ class Deployment:
     sms: SmsSettings = SmsSettings()
     # Where the web chat's quick exit goes; None: the channel's own neutral page.
     web_quick_exit_url: Optional[str] = None
+    campaigns: CampaignSettings = CampaignSettings()
 
     def contacts_for(self, area: Optional[str]) -> tuple[EmergencyContact, ...]:
         """Emergency contacts of ``area`` (a country or area code), else the default list."""
@@ -179,6 +201,7 @@ def parse_deployment(data: Any, path: Path = Path("<memory>")) -> Deployment:
     retention = _retention(data.get("retention"), problems)
     sms = _sms(data.get("sms"), problems)
     quick_exit_url = _web_chat(data.get("web_chat"), problems)
+    campaigns = _campaigns(data.get("campaigns"), problems)
     if problems:
         raise DeploymentError(path, problems)
     return Deployment(
@@ -190,6 +213,7 @@ def parse_deployment(data: Any, path: Path = Path("<memory>")) -> Deployment:
         retention=retention,
         sms=sms,
         web_quick_exit_url=quick_exit_url,
+        campaigns=campaigns,
     )
 
 
@@ -378,3 +402,55 @@ def _web_chat(value: Any, problems: list[str]) -> Optional[str]:
                         f"starting with / on this site, got {url!r}")
         return None
     return url.strip()
+
+
+def _campaigns(value: Any, problems: list[str]) -> CampaignSettings:
+    """The optional ``campaigns:`` section; every value has a default."""
+    default = CampaignSettings()
+    if value is None:
+        return default
+    if not isinstance(value, dict):
+        problems.append("campaigns: must be a mapping with " + ", ".join(sorted(_CAMPAIGN_KEYS)))
+        return default
+    for key in sorted(set(value) - _CAMPAIGN_KEYS):
+        problems.append(f"campaigns.{key}: unknown setting (expected one of "
+                        f"{sorted(_CAMPAIGN_KEYS)})")
+    given = value.get("sms_price_per_segment", default.sms_price_per_segment)
+    try:
+        if isinstance(given, bool) or not isinstance(given, (int, float, Decimal)):
+            raise InvalidOperation
+        price = Decimal(str(given))  # 0.0075 stays 0.0075, not the float's binary value
+        if not price.is_finite() or price < 0:
+            raise InvalidOperation
+    except InvalidOperation:
+        problems.append(f"campaigns.sms_price_per_segment: must be a number of 0 or more "
+                        f"(the price of one SMS segment), got {given!r}")
+        price = default.sms_price_per_segment
+    currency = value.get("currency", default.currency)
+    if not isinstance(currency, str) or not _CURRENCY.match(currency):
+        problems.append(f"campaigns.currency: must be a 3-letter currency code in capitals "
+                        f"like USD, got {currency!r}")
+        currency = default.currency
+    twilio = _rate(value, "twilio_messages_per_second", default.twilio_messages_per_second,
+                   None, problems)
+    telegram = _rate(value, "telegram_messages_per_second", default.telegram_messages_per_second,
+                     MAX_TELEGRAM_PER_SECOND, problems)
+    cap = value.get("max_per_week", default.max_per_week)
+    if isinstance(cap, bool) or not isinstance(cap, int) or not 1 <= cap <= MAX_CAMPAIGN_PER_WEEK:
+        problems.append(f"campaigns.max_per_week: must be a whole number from 1 to "
+                        f"{MAX_CAMPAIGN_PER_WEEK}, got {cap!r}")
+        cap = default.max_per_week
+    return CampaignSettings(price, currency, twilio, telegram, cap)
+
+
+def _rate(section: dict, key: str, default: float, most: Optional[float],
+          problems: list[str]) -> float:
+    """A messages-per-second setting: a number above 0 (and at most ``most``)."""
+    rate = section.get(key, default)
+    ok = (not isinstance(rate, bool) and isinstance(rate, (int, float))
+          and rate == rate and 0 < rate < float("inf") and (most is None or rate <= most))
+    if not ok:
+        limit = f" and at most {most:g}" if most is not None else ""
+        problems.append(f"campaigns.{key}: must be a number above 0{limit}, got {rate!r}")
+        return default
+    return float(rate)

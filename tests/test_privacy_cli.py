@@ -77,8 +77,8 @@ def test_rotate_and_retire_reencrypt_routes_in_redis(env, redis_url, monkeypatch
     assert cli.main(["secrets", "rotate"]) == 0
     assert len(json.load(open(path))["route_keys"]) == 2
     assert cli.main(["secrets", "retire"]) == 0
-    assert ("1 stored route(s) re-encrypted, 0 open case key(s) re-wrapped, 1 old key(s) "
-            "dropped") in capsys.readouterr().out
+    assert ("1 stored route(s) re-encrypted, 0 open case key(s) re-wrapped, 0 subscriber "
+            "address(es) re-encrypted, 1 old key(s) dropped") in capsys.readouterr().out
     new = load_secrets(Settings.from_env().secrets_file, environ={})
     assert new.route_keys != old.route_keys and len(new.route_keys) == 1
 
@@ -148,9 +148,11 @@ async def test_the_server_purges_on_its_own_while_saving(env):
     assert "old2" in await store.keys()  # not again before HELPLINE_PURGE_MINUTES have passed
 
 
-def test_retiring_route_keys_keeps_open_cases_readable(env, capsys):
-    """A case's transcript key is wrapped with the route key: retiring the old key re-wraps
-    the open cases' keys first, so a caseworker still reads the transcript afterwards."""
+def test_retiring_route_keys_keeps_open_cases_and_subscribers_readable(env, capsys):
+    """A case's transcript key and a subscriber's address are encrypted with the route key:
+    retiring the old key re-encrypts them first, so a caseworker still reads the transcript
+    and the dispatcher still reaches the subscriber afterwards."""
+    from bot.campaigns.subscribers import Subscribers
     from bot.cases.queue import Cases, User
     from bot.storage import make_engine, session_factory, upgrade
 
@@ -162,11 +164,16 @@ def test_retiring_route_keys_keeps_open_cases_readable(env, capsys):
     case = Cases(sessions, old.fernet()).open("c" + "7" * 31, "sms", "en", "high")
     Cases(sessions, old.fernet()).claim(case.id, User("amina"))
     Cases(sessions, old.fernet()).record(case.id, "person", "still here")
+    subscriber = Subscribers(sessions, old.fernet()).consent("c" + "8" * 31, "sms", "fr")
+    Subscribers(sessions, old.fernet()).attach("c" + "8" * 31, "+999 555 0143")
     assert cli.main(["secrets", "rotate"]) == 0
     assert cli.main(["secrets", "retire"]) == 0
-    assert "1 open case key(s) re-wrapped" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "1 open case key(s) re-wrapped, 1 subscriber address(es) re-encrypted" in out
     new = load_secrets(Settings.from_env().secrets_file, environ={})
     assert len(new.route_keys) == 1 and new.route_keys[0] not in old.route_keys
     lines = Cases(sessions, new.fernet()).transcript(case.id, User("amina"))
     assert [line.text for line in lines] == ["still here"]
+    assert Subscribers(sessions, new.fernet()).address(subscriber.id) == "+999 555 0143"
+    assert Subscribers(sessions, old.fernet()).address(subscriber.id) is None
     engine.dispose()
