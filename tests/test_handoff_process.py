@@ -229,3 +229,38 @@ def test_a_caseworkers_reply_and_the_close_reach_the_persons_channel(rasa, fakes
     time.sleep(0.5)
     assert len(person.everything()) == person.seen
     assert cases.open_case_for(case.conversation_id) is None
+
+
+@pytest.mark.parametrize("channel", ["sms", "telegram"])
+def test_subscribing_and_stopping_over_sms_and_telegram(rasa, fakes, channel, monkeypatch):
+    """JOIN (/join on Telegram) -> the consent question -> yes: the subscriber is recorded by
+    the action server and the channel attaches the address, encrypted; STOP (/stop) deletes
+    both at once. (The campaigns' tables are on the same migrated database.)"""
+    from bot.campaigns.service import subscribers_for
+    from bot.privacy.keys import load_secrets
+    from bot.privacy.pseudonyms import pseudonym
+
+    port, url, secrets = rasa
+    monkeypatch.setenv("HELPLINE_SECRETS_FILE", str(secrets))
+    en = CATALOG.texts["en"]
+    person = Person(channel, port, fakes)
+    person.address = {"sms": "+9995550162", "telegram": "7004002"}[channel]
+    conversation = pseudonym(load_secrets(secrets).pseudonym_key, channel, person.address)
+    store = subscribers_for(url)
+    person.say("hello")
+    person.until(CATALOG.names["es"])
+    person.say("1")  # English
+    person.until(en["utter_language_set"])
+    person.say("JOIN" if channel == "sms" else "/join")
+    consent = person.until(en["utter_subscribe_consent"].split("{")[0])[-1]
+    assert "at most 2 a week" in consent
+    assert store.get(conversation) is None  # asking records nothing
+    person.say("yes")
+    person.until(en["utter_subscribe_done"][:30])
+    view = wait_until(lambda: (lambda v: v if v and v.reachable else None)(
+        store.get(conversation)), what="the attached address")
+    assert store.address(view.id) == person.address and view.language == "en"
+    person.say("STOP" if channel == "sms" else "/stop")
+    if channel == "telegram":  # on SMS Twilio answers STOP itself (provider_opt_out)
+        person.until(en["utter_unsubscribe_done"][:30])
+    wait_until(lambda: store.get(conversation) is None, what="the deletion")
