@@ -1,4 +1,4 @@
-"""A small local stand-in for Telegram's Bot API, over real HTTP, for tests.
+"""A small local stand-in for Telegram's Bot API, over real HTTP, for tests and benchmarks.
 
 ``FakeTelegram`` runs an aiohttp server on 127.0.0.1 in a thread of its own and answers
 ``POST /bot<token>/<method>`` for getMe, sendMessage, answerCallbackQuery, setWebhook,
@@ -6,9 +6,19 @@ getWebhookInfo and deleteWebhook, with Telegram's JSON shapes (``{"ok": true, "r
 or ``{"ok": false, "error_code": .., "description": ..}``). A wrong token gets 401
 "Unauthorized", an unknown method 404. ``script`` queues what the next sendMessage /
 answerCallbackQuery requests get instead: ``429`` (with ``parameters.retry_after`` =
-``retry_after``), any 5xx status, ``403`` ("bot was blocked by the user") or ``"timeout"``
-(the reply comes after ``slow_seconds``). Every request is recorded, with its parameters
-(form or JSON; ``reply_markup`` decoded).
+``retry_after``), any 5xx status, ``403`` ("bot was blocked by the user"), ``400`` ("chat not
+found") or ``"timeout"`` (the reply comes after ``slow_seconds``); ``script_for[chat_id]``
+does the same for the next sendMessage requests to one chat (the key is the chat id as text).
+Chats in ``blocked`` get 403, chats in ``missing_chats`` 400 "chat not found".
+``delay_seconds`` makes every sendMessage answer slow (the message is taken, and counted, when
+the request arrives: a client killed while waiting has still sent it). Every request is
+recorded, with its parameters (form or JSON; ``reply_markup`` decoded); ``keep_requests=False``
+(benchmarks) keeps the counts only.
+
+**Idempotency-Key.** Unlike the real Bot API (which ignores the header), a sendMessage carrying
+an ``Idempotency-Key`` already answered with a success or a refusal gets that same answer
+again and delivers nothing (``Call.replayed``; ``repeats`` counts them); 429, 5xx and timeouts
+are not remembered. ``deliveries`` counts messages delivered per chat (the chat id as text).
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ import itertools
 import json
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
@@ -34,6 +45,8 @@ class Call:
     params: dict
     authorised: bool
     answered: Union[int, str]
+    replayed: bool = False  # an Idempotency-Key seen before: the first answer again, nothing sent
+    at: float = field(default_factory=time.monotonic)  # when it arrived
 
 
 @dataclass
@@ -44,6 +57,11 @@ class FakeTelegram(LocalServer):
     retry_after: int = 1
     slow_seconds: float = 2.0
     calls: list = field(default_factory=list)
+    blocked: set = field(default_factory=set)  # chat ids (text) that blocked the bot: 403
+    missing_chats: set = field(default_factory=set)  # chat ids (text) not found: 400
+    script_for: dict = field(default_factory=dict)  # chat id (text) -> behaviours, in order
+    delay_seconds: float = 0.0  # every sendMessage answer waits this long (message taken first)
+    keep_requests: bool = True  # False: count only (benchmarks)
 
     name = "Telegram"
 
@@ -52,6 +70,13 @@ class FakeTelegram(LocalServer):
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self.webhook: dict = {}
+        self._answers: dict = {}  # Idempotency-Key -> (status, body)
+        self.deliveries: Counter = Counter()  # chat id (text) -> messages delivered
+        self.repeats = 0  # requests answered from an Idempotency-Key seen before
+        self.requests_seen = 0
+        self.in_flight = 0  # requests taken and not yet answered (delay_seconds)
+        self.first_delivery_at: Optional[float] = None  # time.monotonic() of the first and
+        self.last_delivery_at: Optional[float] = None  # last delivery (rates in benchmarks)
 
     @property
     def api_url(self) -> str:
@@ -63,8 +88,18 @@ class FakeTelegram(LocalServer):
             return [c for c in self.calls if method is None or c.method == method]
 
     def sent(self) -> list[dict]:
-        """The parameters of the sendMessage requests answered 200, in order."""
-        return [c.params for c in self.requests("sendMessage") if c.answered == 200]
+        """The parameters of the sendMessage requests answered 200 (not repeats of a key), in
+        order."""
+        return [c.params for c in self.requests("sendMessage") if c.answered == 200 and not c.replayed]
+
+    def delivered_to(self, chat_id) -> int:
+        with self._lock:
+            return self.deliveries[str(chat_id)]
+
+    def totals(self) -> tuple[int, int, int]:
+        """(messages delivered, repeats answered from a key, requests seen)."""
+        with self._lock:
+            return sum(self.deliveries.values()), self.repeats, self.requests_seen
 
     def wait_for(self, method: str, count: int = 1, seconds: float = 15.0) -> list[dict]:
         """The parameters of the first ``count`` ``method`` requests answered 200 (waits)."""
@@ -109,10 +144,25 @@ class FakeTelegram(LocalServer):
         method = request.match_info["method"]
         params = await self._params(request)
         authorised = request.match_info["token"] == self.token
+        key = request.headers.get("Idempotency-Key") if method == "sendMessage" else None
+        chat = str(params.get("chat_id", ""))
         call = Call(method, params, authorised, 0)
         with self._lock:
-            self.calls.append(call)
-            behaviour = self.script.pop(0) if authorised and method in SCRIPTED and self.script else None
+            self.requests_seen += 1
+            answer = self._answers.get(key) if key and authorised else None
+            if answer is not None:
+                call.answered, call.replayed = answer[0], True
+                self.repeats += 1
+            behaviour = None
+            if answer is None and authorised and method in SCRIPTED:
+                if self.script:
+                    behaviour = self.script.pop(0)
+                elif method == "sendMessage" and self.script_for.get(chat):
+                    behaviour = self.script_for[chat].pop(0)
+            if self.keep_requests:
+                self.calls.append(call)
+        if answer is not None:  # the same key again: the first answer, nothing sent
+            return web.json_response(answer[1], status=answer[0])
         if not authorised:
             call.answered = 401
             return self._error(401, "Unauthorized")
@@ -120,25 +170,52 @@ class FakeTelegram(LocalServer):
             call.answered = "timeout"
             await asyncio.sleep(self.slow_seconds)
             return web.json_response({"ok": True, "result": True})
-        if behaviour == 429:
-            call.answered = 429
-            return self._error(429, f"Too Many Requests: retry after {self.retry_after}",
-                               retry_after=self.retry_after)
-        if behaviour == 403:
-            call.answered = 403
-            return self._error(403, "Forbidden: bot was blocked by the user")
+        if behaviour is None and method == "sendMessage":
+            if chat in self.blocked:
+                behaviour = 403
+            elif chat in self.missing_chats:
+                behaviour = 400
         if behaviour is not None:
-            call.answered = int(behaviour)
-            return self._error(int(behaviour), "Internal Server Error")
-        answer = self._answer(method, params)
-        if answer is None:
-            call.answered = 404
-            return self._error(404, "Not Found")
-        if isinstance(answer, web.Response):
-            call.answered = answer.status
-            return answer
-        call.answered = 200
-        return web.json_response({"ok": True, "result": answer})
+            status, body = self._scripted(behaviour)
+        else:
+            result = self._answer(method, params)
+            if result is None:
+                status, body = 404, {"ok": False, "error_code": 404, "description": "Not Found"}
+            elif isinstance(result, web.Response):
+                status, body = result.status, json.loads(result.body)
+            else:
+                status, body = 200, {"ok": True, "result": result}
+        call.answered = status
+        if method == "sendMessage":
+            with self._lock:
+                if key and (status == 200 or status in (400, 403)):
+                    self._answers[key] = (status, body)
+                if status == 200:
+                    self.deliveries[chat] += 1
+                    self.last_delivery_at = call.at
+                    self.first_delivery_at = self.first_delivery_at or call.at
+            if self.delay_seconds:
+                with self._lock:
+                    self.in_flight += 1
+                try:
+                    await asyncio.sleep(self.delay_seconds)
+                finally:
+                    with self._lock:
+                        self.in_flight -= 1
+        return web.json_response(body, status=status)
+
+    def _scripted(self, behaviour) -> tuple[int, dict]:
+        if behaviour == 429:
+            return 429, {"ok": False, "error_code": 429,
+                         "description": f"Too Many Requests: retry after {self.retry_after}",
+                         "parameters": {"retry_after": self.retry_after}}
+        if behaviour == 403:
+            return 403, {"ok": False, "error_code": 403,
+                         "description": "Forbidden: bot was blocked by the user"}
+        if behaviour == 400:
+            return 400, {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"}
+        return int(behaviour), {"ok": False, "error_code": int(behaviour),
+                                "description": "Internal Server Error"}
 
     def _answer(self, method: str, params: dict):
         if method == "getMe":
@@ -148,9 +225,12 @@ class FakeTelegram(LocalServer):
         if method == "sendMessage":
             if not params.get("chat_id") or not params.get("text"):
                 return self._error(400, "Bad Request: message text is empty")
-            chat_id = int(params["chat_id"])
+            try:
+                chat = {"id": int(params["chat_id"]), "type": "private"}
+            except ValueError:  # a channel's @username
+                chat = {"id": -1000000000001, "type": "channel", "username": str(params["chat_id"])[1:]}
             return {"message_id": next(self._ids), "date": int(time.time()),
-                    "chat": {"id": chat_id, "type": "private"}, "text": params["text"]}
+                    "chat": chat, "text": params["text"]}
         if method == "answerCallbackQuery":
             return True if params.get("callback_query_id") else self._error(400, "Bad Request: query id is empty")
         if method == "setWebhook":
