@@ -470,3 +470,43 @@ def test_opened_with_secrets_for_send(helpline, tmp_path):
         subscriber = context.subscribers.get("c-1")
         assert context.subscribers.address(subscriber.id) == ADDRESSES[0]
         assert "ng-maiduguri" in context.gazetteer.places
+
+
+def test_cli_send_queues_and_sends_with_a_progress_bar(helpline, capsys, tmp_path, monkeypatch):
+    """``helpline campaign send``: the campaign queued and sent through the fake Twilio and
+    Telegram (the credentials file as the Rasa server reads it), a progress bar on stderr,
+    each subscriber reached once; sending again sends nothing more."""
+    from bot.campaigns.cli import progress_bar
+    from tests.utils.channel_clients import telegram_env, write_credentials
+    from tests.utils.fake_telegram import FakeTelegram
+    from tests.utils.fake_twilio import FakeTwilio
+
+    assert progress_bar(0, 4, width=4) == "[....] 0 / 4"
+    assert progress_bar(3, 4, width=4) == "[###.] 3 / 4"
+    assert progress_bar(5, 0, width=4) == "[####] 5 / 0"
+    cli_subscribers(helpline, tmp_path)
+    always = tmp_path / "always.yml"  # sendable at any hour the test runs
+    always.write_text(SAMPLE_CAMPAIGN.read_text("utf-8").replace(
+        'window: {start: "09:00", end: "19:00"}', 'window: {start: "00:00", end: "23:59"}'),
+        "utf-8")
+    twilio, telegram = FakeTwilio().start(), FakeTelegram().start()
+    try:
+        for name, value in telegram_env(telegram).items():
+            monkeypatch.setenv(name, value)
+        credentials = write_credentials(tmp_path / "credentials.yml", 5005, twilio=twilio,
+                                        telegram=telegram)
+        code, out, err = run(capsys, "send", str(always), "--credentials", str(credentials))
+        assert code == 0, err
+        assert "queued 3 messages" in out and "[" in err and "3 / 3" in err
+        assert sorted(m["To"] for m in twilio.delivered()) == [ADDRESSES[0], ADDRESSES[2]]
+        assert [str(m["chat_id"]) for m in telegram.sent()] == [ADDRESSES[1]]
+        for address in ADDRESSES:
+            assert address not in out and address not in err
+        code, out, err = run(capsys, "send", str(always), "--credentials", str(credentials))
+        assert code == 0 and "0 new subscriber messages added" in out
+        assert len(twilio.delivered()) == 2 and len(telegram.sent()) == 1
+        code, out, err = run(capsys, "send", str(always), "--credentials", str(tmp_path / "no.yml"))
+        assert code == 0  # nothing waits: no provider needed
+    finally:
+        twilio.stop()
+        telegram.stop()

@@ -25,23 +25,32 @@ import datetime as dt
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Iterator
 
 from bot.settings import Settings
 
-ACTIONS = ("check", "preview", "queue", "status")
+ACTIONS = ("check", "preview", "queue", "send", "status")
 
 
 def add_parser(commands: Any) -> None:
-    """Adds ``campaign check|preview|queue|status`` to the ``helpline`` sub-commands."""
-    parser = commands.add_parser("campaign", help="awareness campaigns: check, preview, queue, status")
+    """Adds ``campaign check|preview|queue|send|status`` to the ``helpline`` sub-commands."""
+    parser = commands.add_parser("campaign",
+                                 help="awareness campaigns: check, preview, queue, send, status")
     actions = parser.add_subparsers(dest="campaign_command", required=True)
     for action, text in (("check", "validate a campaign file"),
                          ("preview", "show what a campaign file would send, to whom, at what cost"),
                          ("queue", "put a campaign's messages in the outbox (sends nothing)")):
         actions.add_parser(action, help=text).add_argument("file")
     actions.add_parser("status", help="a queued campaign's figures").add_argument("name")
+    send = actions.add_parser("send", help="queue a campaign and send it now, with a progress "
+                                           "bar (the dispatcher in this process)")
+    send.add_argument("file")
+    send.add_argument("--credentials", default="credentials.yml",
+                      help="the providers' credentials (as the Rasa server reads them)")
+    send.add_argument("--once", action="store_true",
+                      help="send what is due now, leave what waits for the window or the cap")
 
 
 class CommandError(Exception):
@@ -129,6 +138,10 @@ def campaign_command(settings: Settings, args: Any) -> int:
                 return _preview(context, definition, args.file)
             if action == "queue":
                 return _queue(context, definition)
+            if action == "send":
+                _queue(context, definition)
+        if action == "send":
+            return _send(definition.name, args.credentials, args.once)
     except (CommandError, CampaignError) as exc:
         print(str(exc), file=sys.stderr)
         return 2
@@ -237,6 +250,63 @@ def _queue(context: Context, definition) -> int:
               f"queued before{post}")
     print("nothing is sent until the dispatcher runs")
     return 0
+
+
+def progress_bar(done: int, total: int, width: int = 30) -> str:
+    """``[#########.....]  1,234 / 10,000`` for a terminal line."""
+    filled = width if total <= 0 else min(width, width * done // total)
+    return f"[{'#' * filled}{'.' * (width - filled)}] {done:,} / {total:,}"
+
+
+def _send(name: str, credentials: str, once: bool) -> int:
+    """The dispatcher on campaign ``name`` in this process, a progress bar on stderr; the
+    exit status of ``python -m bot.campaigns.dispatch`` (0 done, 2 configuration, 3 stopped)."""
+    import asyncio
+    import signal
+    import time
+
+    from bot.campaigns import dispatch
+    from bot.campaigns.queue import status
+
+    try:
+        configured = dispatch.build(Path(credentials), name)
+    except dispatch.DispatchError as exc:
+        print(f"campaign send: {exc}", file=sys.stderr)
+        return dispatch.EXIT_CONFIG
+    from bot.storage import session_factory
+
+    figures = status(name, session_factory(configured.engine))
+    total = figures.total
+    already = figures.counts.get("sent", 0)
+    shown = [0.0]
+
+    def show(stats) -> None:
+        now = time.monotonic()
+        if now - shown[0] >= 0.5 or stats.done:
+            shown[0] = now
+            finished = already + stats.sent + stats.failed + stats.opted_out
+            print(f"\r{progress_bar(finished, total)}  {stats.rate:.1f}/s, "
+                  f"{stats.deferred:,} waiting for the window or cap", end="",
+                  file=sys.stderr, flush=True)
+
+    async def run() -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, configured.dispatcher.stop)
+        try:
+            stats = await configured.dispatcher.run(name, until_done=not once, progress=show)
+        except dispatch.DispatchError as exc:
+            print(f"\ncampaign send: {exc}", file=sys.stderr)
+            return dispatch.EXIT_CONFIG
+        finally:
+            await configured.close()
+        show(stats)
+        print(f"\ncampaign {name}: {stats.line()}", file=sys.stderr)
+        if stats.done or (once and not configured.dispatcher.stop_requested):
+            return dispatch.EXIT_DONE
+        return dispatch.EXIT_STOPPED
+
+    return asyncio.run(run())
 
 
 def _status(context: Context, name: str) -> int:
