@@ -1,10 +1,14 @@
 """Subscribing to the awareness campaigns' safety messages, and stopping them.
 
 "subscribe" (JOIN on SMS, /join on Telegram) asks for consent, saying what will come, how
-often (the deployment's ``campaigns.max_per_week``) and how to stop; only a yes records the
-subscriber (pseudonym, language, coarse area, consent time). The action server never sees the
-address: the confirmation carries ``bot.campaigns.service.ATTACH`` in its metadata, and the
-channel, which holds the address in the reply route, stores it encrypted in the same turn.
+often (the deployment's ``campaigns.max_per_week``), for how long (``campaigns.consent_months``)
+and how to stop; only a yes records the subscriber (pseudonym, language, coarse area, consent
+time). Asking again while subscribed renews the consent from today (the conversation's
+language and area, else the stored area) and says for how many months; a subscriber whose
+consent has run out is deleted there and then and asked again, as if new. The action server
+never sees the address: the confirmation carries ``bot.campaigns.service.ATTACH`` in its
+metadata, and the channel, which holds the address in the reply route, stores it encrypted in
+the same turn.
 "unsubscribe" (STOP) deletes the subscriber and the address at once. Only SMS and Telegram
 can receive campaigns; elsewhere the person is told where to subscribe.
 """
@@ -33,8 +37,15 @@ def per_week() -> int:
     return int(getattr(section, "max_per_week", 2) or 2)
 
 
+def consent_months() -> int:
+    """How long a yes lasts: the deployment's ``campaigns.consent_months``."""
+    section = getattr(deployment(), "campaigns", None)
+    return int(getattr(section, "consent_months", 12) or 12)
+
+
 class ActionSubscribe(Action):
-    """"subscribe": the consent question, or why it cannot be done here."""
+    """"subscribe": the consent question, the renewal of a subscription, or why it cannot be
+    done here."""
 
     def name(self) -> Text:
         return "action_subscribe"
@@ -48,10 +59,20 @@ class ActionSubscribe(Action):
             say(dispatcher, "utter_subscribe_unavailable", language)
         elif tracker.get_latest_input_channel() not in SUBSCRIBER_CHANNELS:
             say(dispatcher, "utter_subscribe_channel_only", language)
-        elif (current := store.get(tracker.sender_id)) is not None and current.reachable:
-            say(dispatcher, "utter_subscribe_already", language)
         else:
-            say(dispatcher, "utter_subscribe_consent", language, per_week=per_week())
+            months = consent_months()
+            current = store.get(tracker.sender_id)
+            if current is not None and store.expired(current, months):
+                store.remove(tracker.sender_id)  # the consent ran out: nothing is kept
+                current = None
+            if current is not None and current.reachable:
+                area = (tracker.get_slot("service_place") or tracker.get_slot("area")
+                        or current.area)  # coarse codes only
+                store.consent(tracker.sender_id, current.channel, language, area)  # renewed
+                say(dispatcher, "utter_subscribe_already", language, months=months)
+                return [SlotSet("offer", None)]
+            say(dispatcher, "utter_subscribe_consent", language, per_week=per_week(),
+                months=months)
             return [SlotSet("offer", "subscribe")]
         return [SlotSet("offer", None)]
 

@@ -26,8 +26,8 @@ RULES_DIR = Path(__file__).resolve().parent.parent / "data" / "stories"
 MAX_MESSAGE_CHARS = 320
 # Placeholders a text may use; each is filled from a slot or by the action that sends it.
 PLACEHOLDERS = {"org_name", "contacts",
-                # the subscription's consent (actions/campaigns.py)
-                "per_week",
+                # the subscription's consent and its renewal (actions/campaigns.py)
+                "per_week", "months",
                 # the services search (bot/services/reply.py)
                 "need", "place", "services", "service", "what", "where", "reach",
                 "hours", "km", "area", "phone",

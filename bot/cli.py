@@ -6,7 +6,8 @@ Usage:
     helpline train [--force]  train the model unless one exists for the current inputs
     helpline model-path       print the model file for the current inputs
     helpline chat [--url U]   chat with a running assistant in the terminal
-    helpline purge            delete conversations idle longer than the retention time
+    helpline purge            delete conversations idle longer than the retention time, and
+                              campaign subscribers whose consent ran out
     helpline secrets init     create the secrets file (0600) unless it exists
     helpline secrets rotate   add a new reply-route key in front of the old ones
     helpline secrets retire   re-encrypt stored routes with the newest key, drop the others
@@ -136,13 +137,17 @@ def check_secrets(settings: Settings) -> list[str]:
     return []
 
 
-def purge(settings: Settings) -> tuple[int, int]:
+def purge(settings: Settings) -> tuple[int, int, int]:
     """Deletes idle conversations (and their reply routes), then closes the hand-off cases
-    idle as long (a Redis tracker store expires conversations unseen); returns both counts."""
+    idle as long (a Redis tracker store expires conversations unseen), then deletes the
+    campaign subscribers (and their encrypted addresses) whose consent is older than the
+    deployment's ``campaigns.consent_months``; returns the three counts (0 for what the
+    database has no tables for)."""
     import asyncio
 
     from rasa.shared.core.domain import Domain
 
+    from bot.campaigns.service import subscribers_for
     from bot.cases.service import cases_for
     from bot.deployment import load_deployment
     from bot.tracker_store import PrivateTrackerStore
@@ -156,10 +161,14 @@ def purge(settings: Settings) -> tuple[int, int]:
 
     conversations = asyncio.run(run())
     cases = cases_for(settings.database_url, settings)
-    if cases is None:
-        return conversations, 0
-    hours = load_deployment(settings.deployment_file).retention.conversation_idle_hours
-    return conversations, len(cases.expire_idle(hours))
+    if cases is None:  # not migrated: no cases, no subscribers either
+        return conversations, 0, 0
+    deployment = load_deployment(settings.deployment_file)
+    closed = len(cases.expire_idle(deployment.retention.conversation_idle_hours))
+    subscribers = subscribers_for(settings.database_url, settings)
+    expired = 0 if subscribers is None else subscribers.expire(
+        deployment.campaigns.consent_months)
+    return conversations, closed, expired
 
 
 def secrets_command(settings: Settings, action: str) -> int:
@@ -527,7 +536,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     commands.add_parser("model-path", help="print the model file for the current inputs")
     chat_parser = commands.add_parser("chat", help="chat in the terminal")
     chat_parser.add_argument("--url", default=None)
-    commands.add_parser("purge", help="delete conversations idle longer than the retention time")
+    commands.add_parser("purge", help="delete conversations idle longer than the retention "
+                        "time, and subscribers whose consent ran out")
     secrets_parser = commands.add_parser("secrets", help="create or rotate the secrets")
     secrets_parser.add_argument("action", choices=["init", "rotate", "retire"])
     db_parser = commands.add_parser("db", help="database schema")
@@ -578,6 +588,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     from bot.campaigns.cli import add_parser as add_campaign_parser
 
     add_campaign_parser(commands)  # helpline campaign check|preview|queue|status
+    from bot.figures import add_parser as add_figures_parser
+
+    add_figures_parser(commands)  # helpline figures [cases|subscribers|messages]
     args = parser.parse_args(argv)
 
     try:
@@ -618,8 +631,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         chat(url)
         return 0
     if args.command == "purge":
-        conversations, cases = purge(settings)
-        print(f"deleted {conversations} idle conversation(s); closed {cases} idle hand-off case(s)")
+        conversations, cases, expired = purge(settings)
+        print(f"deleted {conversations} idle conversation(s); closed {cases} idle hand-off "
+              f"case(s); deleted {expired} subscriber(s) whose consent expired")
         return 0
     if args.command == "secrets":
         return secrets_command(settings, args.action)
@@ -651,6 +665,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         from bot.campaigns.cli import campaign_command
 
         return campaign_command(settings, args)
+    if args.command == "figures":
+        from bot.figures import figures_command
+
+        return figures_command(settings, args)
     return 2
 
 

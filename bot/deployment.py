@@ -27,8 +27,11 @@ _RANGE = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-4]):([0-5]
 _TOP_KEYS = {"organisation", "languages", "default_language", "emergency_contacts",
              "human_cover", "retention"}
 _RETENTION_KEYS = {"conversation_idle_hours", "reply_route_idle_hours", "closed_case_days"}
-_OPTIONAL_KEYS = {"sms", "web_chat", "campaigns"}
+_OPTIONAL_KEYS = {"sms", "web_chat", "campaigns", "figures"}
 _WEB_CHAT_KEYS = {"quick_exit_url"}
+_FIGURES_KEYS = {"min_cell"}
+# Aggregate figures never show a count below 3 (see bot/figures.py); 5 unless the file says more.
+MIN_FIGURES_CELL = 3
 # The web chat's quick exit: an https:// address, or a path on this site (not "//host").
 _QUICK_EXIT_URL = re.compile(
     r"^(https://[A-Za-z0-9.\-]+(:[0-9]{1,5})?(/[^\s\"'<>\\]*)?"
@@ -37,12 +40,14 @@ _QUICK_EXIT_URL = re.compile(
 _SMS_KEYS = {"segment_budget", "fold_accents"}
 MAX_SEGMENT_BUDGET = 10
 _CAMPAIGN_KEYS = {"sms_price_per_segment", "currency", "twilio_messages_per_second",
-                  "telegram_messages_per_second", "max_per_week"}
+                  "telegram_messages_per_second", "max_per_week", "consent_months"}
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 # Telegram's own limit for a bot: about 30 messages per second overall.
 MAX_TELEGRAM_PER_SECOND = 30
 # A campaign's cap of messages per person per week may not exceed a daily message.
 MAX_CAMPAIGN_PER_WEEK = 7
+# A subscriber's consent lasts at most two years; asking again renews it.
+MAX_CONSENT_MONTHS = 24
 
 
 class DeploymentError(ValueError):
@@ -115,13 +120,17 @@ class SmsSettings:
 class CampaignSettings:
     """Awareness campaigns: the price of one SMS segment (for the preview's cost estimate),
     the providers' sending rates, and the most messages per person per week any campaign may
-    send (what the subscription's consent message promises)."""
+    send (what the subscription's consent message promises). ``consent_months``: how long a
+    subscriber's yes lasts (calendar months, said in the consent message); after that the
+    subscriber and the address are deleted (``helpline purge``, the dispatcher) unless the
+    person asked to subscribe again, which renews it from that day."""
 
     sms_price_per_segment: Decimal = Decimal("0")
     currency: str = "USD"
     twilio_messages_per_second: float = 1.0
     telegram_messages_per_second: float = 30.0
     max_per_week: int = 2
+    consent_months: int = 12
 
 
 @dataclass(frozen=True)
@@ -138,6 +147,8 @@ class Deployment:
     # Where the web chat's quick exit goes; None: the channel's own neutral page.
     web_quick_exit_url: Optional[str] = None
     campaigns: CampaignSettings = CampaignSettings()
+    # Aggregate figures for NGOs show no count below this (bot/figures.py).
+    figures_min_cell: int = 5
 
     def contacts_for(self, area: Optional[str]) -> tuple[EmergencyContact, ...]:
         """Emergency contacts of ``area`` (a country or area code), else the default list."""
@@ -202,6 +213,7 @@ def parse_deployment(data: Any, path: Path = Path("<memory>")) -> Deployment:
     sms = _sms(data.get("sms"), problems)
     quick_exit_url = _web_chat(data.get("web_chat"), problems)
     campaigns = _campaigns(data.get("campaigns"), problems)
+    figures_min_cell = _figures(data.get("figures"), problems)
     if problems:
         raise DeploymentError(path, problems)
     return Deployment(
@@ -214,6 +226,7 @@ def parse_deployment(data: Any, path: Path = Path("<memory>")) -> Deployment:
         sms=sms,
         web_quick_exit_url=quick_exit_url,
         campaigns=campaigns,
+        figures_min_cell=figures_min_cell,
     )
 
 
@@ -385,6 +398,24 @@ def _sms(value: Any, problems: list[str]) -> SmsSettings:
     return SmsSettings(budget, fold)
 
 
+def _figures(value: Any, problems: list[str]) -> int:
+    """The smallest count aggregate figures show (``figures.min_cell``)."""
+    default = Deployment.figures_min_cell
+    if value is None:
+        return default
+    if not isinstance(value, dict):
+        problems.append("figures: must be a mapping with " + ", ".join(sorted(_FIGURES_KEYS)))
+        return default
+    for key in sorted(set(value) - _FIGURES_KEYS):
+        problems.append(f"figures.{key}: unknown setting")
+    cell = value.get("min_cell", default)
+    if isinstance(cell, bool) or not isinstance(cell, int) or not MIN_FIGURES_CELL <= cell <= 1000:
+        problems.append(f"figures.min_cell: must be a whole number from {MIN_FIGURES_CELL} to "
+                        f"1000, got {cell!r}")
+        return default
+    return cell
+
+
 def _web_chat(value: Any, problems: list[str]) -> Optional[str]:
     """The web chat's quick-exit address: an https:// address or a path on this site."""
     if value is None:
@@ -440,7 +471,13 @@ def _campaigns(value: Any, problems: list[str]) -> CampaignSettings:
         problems.append(f"campaigns.max_per_week: must be a whole number from 1 to "
                         f"{MAX_CAMPAIGN_PER_WEEK}, got {cap!r}")
         cap = default.max_per_week
-    return CampaignSettings(price, currency, twilio, telegram, cap)
+    months = value.get("consent_months", default.consent_months)
+    if (isinstance(months, bool) or not isinstance(months, int)
+            or not 1 <= months <= MAX_CONSENT_MONTHS):
+        problems.append(f"campaigns.consent_months: must be a whole number of months from 1 to "
+                        f"{MAX_CONSENT_MONTHS}, got {months!r}")
+        months = default.consent_months
+    return CampaignSettings(price, currency, twilio, telegram, cap, months)
 
 
 def _rate(section: dict, key: str, default: float, most: Optional[float],

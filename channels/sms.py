@@ -6,9 +6,9 @@ Twilio POSTs each incoming SMS (form fields From, Body, NumMedia, OptOutType...)
 1. checks ``X-Twilio-Signature`` against the auth token and the public ``webhook_url`` (the
    exact URL configured at Twilio): a forged or unsigned request gets 403, nothing else
    happens, and the log says so without any of the request's content;
-2. reads keywords (``sms_keywords.yml``): STOP and its French, Arabic and Spanish equivalents
-   become ``/unsubscribe``, START ``/greet``, HELP and MENU ``/menu``; MORE sends the next
-   waiting part of the last answer, if any;
+2. reads keywords (``sms_keywords.yml``, through ``channels.sms_keywords``): STOP and its
+   French, Arabic and Spanish equivalents become ``/unsubscribe``, START ``/greet``, HELP and
+   MENU ``/menu``; MORE sends the next waiting part of the last answer, if any;
 3. answers a message that is only a picture, a voice note or another file with a short text
    in the conversation's language (no Rasa turn);
 4. hands the text to Rasa under the sender's pseudonym (``channels.gateway``: typed digits
@@ -38,12 +38,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 from typing import Any, Awaitable, Callable, Dict, Optional, Sequence, Text
 from urllib.parse import parse_qs
 
-import yaml
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from sanic import Blueprint, response
 from sanic.request import Request
@@ -52,62 +49,16 @@ from twilio.request_validator import RequestValidator
 
 from bot.catalog import load_catalog
 from bot.deployment import SmsSettings, cached_deployment
-from bot.keywords import normalise
 from bot.settings import Settings
 from channels.gateway import Admitted, Gateway
 from channels.menus import TurnCollector
+from channels.sms_keywords import load_keywords
 from channels.sms_text import render_turn
 from channels.twilio_api import TWILIO_API_URL, SendError, TwilioConfig, TwilioSender
 
 logger = logging.getLogger(__name__)
-KEYWORDS_FILE = Path(__file__).resolve().parent / "sms_keywords.yml"
 MAX_BODY_CHARS = 1600  # Twilio's own limit for one message
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
-
-
-@dataclass(frozen=True)
-class Keywords:
-    """Normalised whole-message words and what they mean on SMS."""
-
-    payloads: Dict[str, str]  # word -> payload
-    provider_stop: frozenset  # words Twilio opts a number out on
-    more: frozenset
-
-    def payload(self, text: str) -> Optional[str]:
-        return self.payloads.get(normalise(text))
-
-    def is_provider_stop(self, text: str) -> bool:
-        return normalise(text) in self.provider_stop
-
-    def is_more(self, text: str) -> bool:
-        return normalise(text) in self.more or text.strip() == "/more"
-
-
-@lru_cache(maxsize=2)
-def load_keywords(path: Path = KEYWORDS_FILE) -> Keywords:
-    """Reads ``sms_keywords.yml``.
-
-    Raises:
-        ValueError: a malformed file, or a word listed under two meanings.
-    """
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    payloads: Dict[str, str] = {}
-    more: set = set()
-    for meaning, entry in data.items():
-        if not isinstance(entry, dict) or not isinstance(entry.get("words"), list):
-            raise ValueError(f"{Path(path).name}: {meaning} must have a list of words")
-        for word in entry["words"]:
-            key = normalise(str(word))
-            if not key or key in payloads or key in more:
-                raise ValueError(f"{Path(path).name}: {word!r} is empty or listed twice")
-            if meaning == "more":
-                more.add(key)
-            elif "payload" in entry:
-                payloads[key] = str(entry["payload"])
-            else:
-                raise ValueError(f"{Path(path).name}: {meaning} needs a payload")
-    provider = frozenset(normalise(str(w)) for w in (data.get("stop") or {}).get("provider", []))
-    return Keywords(payloads, provider, frozenset(more))
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,10 @@ secret (compared in constant time), else 403 and nothing is read. A body that is
 gets 400. Then, from private chats only (other chats are ignored):
 
 - a text message goes to Rasa as typed (a typed digit picks the last menu's option, through
-  ``channels.gateway``); an edited message counts as a new message with the edited text;
+  ``channels.gateway``); an edited message counts as a new message with the edited text; a
+  message that is only a stop word of ``channels/sms_keywords.yml`` (STOP, ARRET, ...) from a
+  person who receives the campaigns becomes ``/unsubscribe``, as on SMS (campaign messages
+  say "STOP"); from anyone else it goes to Rasa as typed (stop the questions);
 - the commands ``/start``, ``/help``, ``/exit``, ``/delete``, ``/join``, ``/stop`` (also
   ``/start@botname``) become ``/greet``, ``/menu``, ``/quick_exit``, ``/forget_me``,
   ``/subscribe``, ``/unsubscribe``; any other command the menu;
@@ -52,6 +55,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from telegram import Message, Update
 
+from bot.campaigns.service import UNSUBSCRIBE, ends_subscription
 from bot.catalog import load_catalog
 from bot.deployment import cached_deployment
 from bot.privacy.logs import remember_sensitive
@@ -271,6 +275,9 @@ class TelegramInput(InputChannel):
         admitted = await self.gateway.admit(str(incoming.chat_id), incoming.text)
         if incoming.kind == "callback":
             admitted = replace(admitted, text=pressed_payload(incoming.text, admitted.route.menu))
+        elif incoming.kind == "text" and await ends_subscription(admitted.conversation_id,
+                                                                 incoming.text):
+            admitted = replace(admitted, text=UNSUBSCRIBE)
         collector = TurnCollector()
         try:
             await on_new_message(UserMessage(admitted.text, collector, admitted.conversation_id,

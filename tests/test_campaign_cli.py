@@ -87,8 +87,9 @@ def subscribe(subscribers: Subscribers, conversation_id: str, channel: str = "sm
 def definition_of(deployment, gazetteer, **changes) -> CampaignDefinition:
     data = {
         "name": "test-campaign-1",
-        "texts": {"en": "Job offers abroad can be a trap. Reply STOP to end these messages.",
-                  "ar": "عروض العمل في الخارج قد تكون فخا. أرسل STOP للإيقاف."},
+        "texts": {"en": "Job offers abroad can be a trap. Reply STOP (or /stop) to end these "
+                        "messages.",
+                  "ar": "عروض العمل في الخارج قد تكون فخا. أرسل STOP أو /stop للإيقاف."},
         "window": {"start": "09:00", "end": "19:00"},
         "cap_per_week": 1,
     }
@@ -248,9 +249,10 @@ def test_preview_figures_by_hand(sessions, subscribers, gazetteer):
     data = yaml.safe_load(SAMPLE_DEPLOYMENT.read_text("utf-8"))
     data["campaigns"] = {"sms_price_per_segment": 0.05, "currency": "EUR"}
     deployment = parse_deployment(data)
-    english = "Don\u2019t trust " + "a job offer that pays too well. " * 6  # 203 characters
-    english = english[:200]
-    arabic = "عروض العمل في الخارج قد تكون فخا. أرسل STOP للإيقاف."
+    english = ("Don\u2019t trust " + "a job offer that pays too well. " * 5
+               + "Reply STOP or /stop to stop.")
+    assert len(english) == 200
+    arabic = "عروض العمل في الخارج قد تكون فخا. أرسل STOP أو /stop للإيقاف."
     for n in range(3):
         subscribe(subscribers, f"en-sms-{n}", "sms", "en", ("ng-maiduguri", "ly-tripoli", None)[n])
     subscribe(subscribers, "en-tg", "telegram", "en", "ng-bama")
@@ -265,7 +267,7 @@ def test_preview_figures_by_hand(sessions, subscribers, gazetteer):
     assert en.sms_text.startswith("Don't trust") and en.telegram_text.startswith("Don\u2019t")
     assert (en.encoding, en.sms_characters, en.segments) == ("GSM-7", 200, 2)
     assert en.recipients == {"sms": 3, "telegram": 1}
-    # Arabic: UCS-2, 52 characters: 1 segment
+    # Arabic: UCS-2, 61 characters: 1 segment
     assert (ar.encoding, ar.sms_characters, ar.segments) == ("UCS-2", len(arabic), 1)
     assert ar.recipients == {"sms": 2, "telegram": 0}
     # cost: (3 x 2 + 2 x 1) segments x EUR 0.05 = EUR 0.40
@@ -412,7 +414,7 @@ def test_cli_preview(helpline, capsys, tmp_path):
                           f"Audience: 3 subscribers\n")
     assert "  en                 1         0         1" in out
     assert "  ar                 0         1         1" in out
-    assert "[fr] French, SMS: 2 segments, GSM-7, 184 septets" in out
+    assert "[fr] French, SMS: 2 segments, GSM-7, 207 septets" in out
     assert "peut etre un piège" in out  # the SMS as sent: ê folded, è kept (GSM-7 has it)
     assert "[ar] Arabic, SMS: 2 segments, UCS-2" in out
     assert "Window: 09:00-19:00 in each recipient's local time" in out

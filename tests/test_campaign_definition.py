@@ -48,8 +48,10 @@ def campaign(**changes) -> dict:
     """A small valid campaign with ``changes`` (None removes a key)."""
     data = {
         "name": "test-campaign-1",
-        "texts": {"en": "Job offers abroad can be a trap. Reply STOP to end these messages.",
-                  "fr": "Les offres d'emploi a l'etranger peuvent etre un piege. STOP pour arreter."},
+        "texts": {"en": "Job offers abroad can be a trap. Reply STOP (or /stop) to end these "
+                        "messages.",
+                  "fr": "Les offres d'emploi a l'etranger peuvent etre un piege. STOP ou /stop "
+                        "pour arreter."},
         "audience": {"languages": ["en", "fr"], "areas": ["NG008"], "channels": ["sms", "telegram"]},
         "window": {"start": "09:00", "end": "19:00"},
         "cap_per_week": 2,
@@ -97,33 +99,37 @@ def test_defaults_every_language_with_a_text_everywhere_both_channels(deployment
 
 
 def test_texts_are_stripped_and_sent_sms_friendly(deployment, gazetteer):
-    data = campaign(texts={"en": "  Don\u2019t sign \u201cpapers\u201d \u2014 ask us.\n",
-                           "fr": "Ne signez rien \u00ab avant \u00bb de v\u00e9rifier. Pr\u00eat ?"})
+    data = campaign(texts={"en": "  Don\u2019t sign \u201cpapers\u201d \u2014 ask us. STOP\n",
+                           "fr": "Ne signez rien \u00ab avant \u00bb de v\u00e9rifier. Pr\u00eat ? "
+                                 "STOP"})
     definition = parse_campaign(data, deployment, gazetteer)
-    assert definition.texts["en"] == "Don\u2019t sign \u201cpapers\u201d \u2014 ask us."
-    assert definition.sms_text("en") == "Don't sign \"papers\" - ask us."
+    assert definition.texts["en"] == "Don\u2019t sign \u201cpapers\u201d \u2014 ask us. STOP"
+    assert definition.sms_text("en") == "Don't sign \"papers\" - ask us. STOP"
     assert definition.telegram_text("en") == definition.texts["en"]  # Telegram: as written
-    assert definition.sms_text("fr") == "Ne signez rien \"avant\" de v\u00e9rifier. Pret ?"
+    assert definition.sms_text("fr") == "Ne signez rien \"avant\" de v\u00e9rifier. Pret ? STOP"
     assert definition.sms_text("fr", fold_accents=False) == definition.texts["fr"]
 
 
 # -- each problem on its own -------------------------------------------------------------------
 
-LONG_FR = "Attention aux fausses offres d'emploi. " * 9  # 351 GSM-7 characters: 3 segments
+HELLO = "Hello. Reply STOP or /stop to end."  # says how to stop on SMS and Telegram
+# 366 GSM-7 characters: 3 segments
+LONG_FR = "Attention aux fausses offres d'emploi. " * 9 + "STOP ou /stop."
 
 
 @pytest.mark.parametrize("changes, expected", [
-    ({"texts": {"en": "Hello."}, "audience": {"languages": ["en", "ar"]}},
+    ({"texts": {"en": HELLO}, "audience": {"languages": ["en", "ar"]}},
      "texts: no text for 'ar' (the audience includes Arabic speakers)"),
-    ({"texts": {"en": "Hello.", "fr": LONG_FR}},
+    ({"texts": {"en": HELLO, "fr": LONG_FR}},
      "texts.fr: 3 SMS segments, the deployment allows 2 (sms.segment_budget)"),
-    ({"texts": {"en": "Hello.", "ar": "احذروا عروض العمل الكاذبة. " * 6}, "audience": None},
+    ({"texts": {"en": HELLO, "ar": "احذروا عروض العمل الكاذبة. " * 6 + "أرسل STOP أو /stop."},
+      "audience": None},
      "texts.ar: 3 SMS segments, the deployment allows 2 (sms.segment_budget)"),
-    ({"texts": {"en": "x" * 4097}, "audience": {"channels": ["telegram"]}},
+    ({"texts": {"en": "x" * 4091 + " /stop"}, "audience": {"channels": ["telegram"]}},
      "texts.en: 4097 characters, Telegram allows 4096 in a message"),
-    ({"texts": {"en": "Hello.", "fr": "   "}}, "texts.fr: empty"),
-    ({"texts": {"en": "Hello.", "fr": 12}}, "texts.fr: must be a text, got 12"),
-    ({"texts": {"en": "Hello.", "sw": "Habari."}, "audience": None},
+    ({"texts": {"en": HELLO, "fr": "   "}}, "texts.fr: empty"),
+    ({"texts": {"en": HELLO, "fr": 12}}, "texts.fr: must be a text, got 12"),
+    ({"texts": {"en": HELLO, "sw": "Habari."}, "audience": None},
      "texts.sw: 'sw' is not one of the deployment's languages (en, fr, ar, es)"),
     ({"texts": "Hello."}, "texts: must map languages to texts, like en: \"...\""),
     ({"texts": None}, "texts: missing"),
@@ -199,8 +205,7 @@ def test_each_problem_names_its_field(deployment, gazetteer, changes, expected):
 
 def test_sms_is_checked_as_sent_not_as_written(deployment, gazetteer):
     # 200 characters with a typographic apostrophe: UCS-2 as written (3 segments), GSM-7 as sent
-    text = "Don\u2019t " + "trust a job offer that is too good. " * 5
-    text = text[:200]
+    text = ("Don\u2019t " + "trust a job offer that is too good. " * 5)[:186] + " STOP or /stop"
     from channels.segments import count_segments
 
     assert count_segments(text).segments == 3
@@ -210,14 +215,16 @@ def test_sms_is_checked_as_sent_not_as_written(deployment, gazetteer):
     data = copy.deepcopy(yaml.safe_load(SAMPLE_DEPLOYMENT.read_text("utf-8")))
     data["sms"]["fold_accents"] = False
     strict = parse_deployment(data)
-    fr = ("Une offre d'emploi trop belle peut \u00eatre un pi\u00e8ge. " * 4)[:200]
+    fr = ("Une offre d'emploi trop belle peut \u00eatre un pi\u00e8ge. " * 4)[:186]
+    fr += " STOP ou /stop"
+    assert len(text) == len(fr) == 200
     assert parse_campaign(campaign(texts={"fr": fr}, audience=None), deployment, gazetteer)
     assert problems_of(campaign(texts={"fr": fr}, audience=None), strict, gazetteer) == [
         "texts.fr: 3 SMS segments, the deployment allows 2 (sms.segment_budget)"]
 
 
 def test_sms_length_is_not_checked_for_a_telegram_only_audience(deployment, gazetteer):
-    data = campaign(texts={"en": "Hello. " * 100}, audience={"channels": ["telegram"]})
+    data = campaign(texts={"en": "Hello. " * 100 + "/stop"}, audience={"channels": ["telegram"]})
     assert parse_campaign(data, deployment, gazetteer).channels == ("telegram",)
 
 
@@ -225,7 +232,7 @@ def test_a_bigger_segment_budget_allows_longer_texts(deployment, gazetteer, samp
     data = copy.deepcopy(sample_deployment_data)
     data["sms"]["segment_budget"] = 3
     roomy = parse_deployment(data)
-    texts = {"en": "Hello.", "fr": LONG_FR}
+    texts = {"en": HELLO, "fr": LONG_FR}
     assert parse_campaign(campaign(texts=texts), roomy, gazetteer).texts["fr"] == LONG_FR.strip()
 
 
@@ -248,13 +255,150 @@ def test_a_text_for_a_language_the_deployment_does_not_offer(deployment, gazette
         "texts.fr: 'fr' is not one of the deployment's languages (en)"]
 
 
+# -- saying how to stop -------------------------------------------------------------------------
+
+FR_STOP_WORDS = "STOP, ARRET, ARRETE, ARRETER, DESABONNER, DESINSCRIRE, DESABONNEMENT"
+NO_STOP_FR = "Les offres d'emploi a l'etranger peuvent etre un piege. Verifiez avant de partir."
+
+
+@pytest.mark.parametrize("channels, expected", [
+    (["sms"], f"texts.fr: say how to stop (one of, in capitals: {FR_STOP_WORDS})"),
+    (["telegram"], f"texts.fr: say how to stop (one of, in capitals: {FR_STOP_WORDS}; or /stop)"),
+    (["sms", "telegram"], f"texts.fr: say how to stop (one of, in capitals: {FR_STOP_WORDS})"),
+])
+def test_a_text_that_does_not_say_how_to_stop(deployment, gazetteer, channels, expected):
+    data = campaign(texts={"en": HELLO, "fr": NO_STOP_FR}, audience={"channels": channels})
+    assert problems_of(data, deployment, gazetteer) == [expected]
+
+
+def test_the_accepted_words_are_the_sms_keywords_files(deployment, gazetteer):
+    """The words come from channels/sms_keywords.yml: STOP (every language) and the
+    language's own words mapped to /unsubscribe, nothing else."""
+    from channels.sms_keywords import load_keywords, stop_words
+
+    keywords = load_keywords()
+    for language in deployment.languages:
+        words = stop_words(language)
+        assert words[0] == "stop" and len(words) > 1, language
+        assert all(keywords.payload(word) == "/unsubscribe" for word in words)
+        data = campaign(texts={language: "Nothing about stopping here."},
+                        audience={"channels": ["sms"]})
+        assert problems_of(data, deployment, gazetteer) == [
+            f"texts.{language}: say how to stop (one of, in capitals: "
+            f"{', '.join(word.upper() for word in words)})"]
+        for word in words:  # each word, on its own in a sentence, is enough on SMS
+            text = f"Safety tips. Reply {word.upper()} to end them."
+            parse_campaign(campaign(texts={language: text}, audience={"channels": ["sms"]}),
+                           deployment, gazetteer)
+    assert "arret" not in stop_words("en") and "baja" not in stop_words("fr")
+
+
+@pytest.mark.parametrize("language, text", [
+    ("en", "Job offers can be a trap. Reply STOP to end these messages."),
+    ("en", "Job offers can be a trap. Text UNSUBSCRIBE to leave."),
+    ("en", "Job offers can be a trap. STOP: no more messages."),
+    ("fr", "Les offres d'emploi peuvent etre un piege. Envoyez ARRÊT pour ne plus rien recevoir."),
+    ("fr", "Les offres d'emploi peuvent etre un piege. Répondez « ARRÊTER » pour arrêter."),
+    ("fr", "Les offres d'emploi peuvent etre un piege. STOP pour arreter."),
+    ("es", "Las ofertas de empleo pueden ser una trampa. Responde BAJA para no recibir mas."),
+    ("es", "Las ofertas de empleo pueden ser una trampa. Escribe «PARAR» para salir."),
+    ("ar", "عروض العمل قد تكون فخا. أرسل توقف للإيقاف."),
+    ("ar", "عروض العمل قد تكون فخا. أرسل «إلغاء» لإلغاء الاشتراك."),  # the hamza ignored
+    ("ar", "عروض العمل قد تكون فخا. أرسل STOP للإيقاف."),
+])
+def test_each_languages_stop_words_count_on_sms(deployment, gazetteer, language, text):
+    data = campaign(texts={language: text}, audience={"channels": ["sms"]})
+    assert parse_campaign(data, deployment, gazetteer).texts[language] == text
+
+
+@pytest.mark.parametrize("language, text", [
+    ("en", "Jobs that stopped paying are a warning sign."),  # not the whole word
+    ("en", "Reply ARRET to leave."),  # French: not an English text's word
+    ("fr", "Repondez BAJA pour ne plus rien recevoir."),  # Spanish
+    ("es", "Responde STOPP para salir."),
+    ("en", "Job offers can be a trap. Ask us before you go, to end the risk."),  # not in capitals
+    ("fr", "Les offres peuvent etre un piege. Il faut savoir arreter."),
+    ("ar", "عروض العمل قد تكون فخا. أرسل /stop للإيقاف."),  # Telegram's command, not an SMS word
+])
+def test_words_that_do_not_count_on_sms(deployment, gazetteer, language, text):
+    data = campaign(texts={language: text}, audience={"channels": ["sms"]})
+    [problem] = problems_of(data, deployment, gazetteer)
+    assert problem.startswith(f"texts.{language}: say how to stop (one of, in capitals: STOP, ")
+
+
+@pytest.mark.parametrize("text, ok", [
+    ("Job offers can be a trap. Send /stop to end these messages.", True),
+    ("Job offers can be a trap. Send /STOP to end these messages.", True),
+    ("Job offers can be a trap. /stop@helpline_bot ends them.", True),
+    ("Job offers can be a trap. (/stop to end)", True),
+    ("Job offers can be a trap. Reply STOP to end these messages.", True),  # a subscriber's STOP
+    ("Job offers can be a trap. Ask us before you go.", False),
+    ("Job offers can be a trap. Send /stopnow to end these messages.", False),
+])
+def test_on_telegram_the_stop_command_counts_too(deployment, gazetteer, text, ok):
+    data = campaign(texts={"en": text}, audience={"channels": ["telegram"]})
+    if ok:
+        assert parse_campaign(data, deployment, gazetteer).channels == ("telegram",)
+    else:
+        [problem] = problems_of(data, deployment, gazetteer)
+        assert problem.startswith("texts.en: say how to stop (one of, in capitals: STOP, ")
+        assert problem.endswith("; or /stop)")
+
+
+def test_the_channel_post_alone_needs_no_stop(deployment, gazetteer):
+    """No one subscribes through the NGO's Telegram channel: its post needs no way to stop;
+    a language only posted there neither."""
+    texts = {"en": "Job offers abroad can be a trap. Ask us before you go.", "fr": NO_STOP_FR}
+    post = {"chat": "@example_ngo_channel", "language": "en"}
+    only_post = campaign(texts=texts, audience={"channels": []}, telegram_channel=post)
+    assert parse_campaign(only_post, deployment, gazetteer).channels == ()
+    texts["en"] = HELLO
+    french_post = campaign(texts=texts, audience={"languages": ["en"], "channels": ["sms"]},
+                           telegram_channel={"chat": "@example_ngo_channel", "language": "fr"})
+    assert parse_campaign(french_post, deployment, gazetteer).telegram_channel.language == "fr"
+    # ...but a language the subscribers get too must say it
+    french_too = campaign(texts=texts, audience={"channels": ["sms"]},
+                          telegram_channel={"chat": "@example_ngo_channel", "language": "fr"})
+    assert problems_of(french_too, deployment, gazetteer) == [
+        f"texts.fr: say how to stop (one of, in capitals: {FR_STOP_WORDS})"]
+
+
+def test_the_dispatchers_test_texts_are_valid_campaign_texts(deployment, gazetteer):
+    from tests.utils.campaigns import TEXTS
+
+    definition = parse_campaign(campaign(texts=dict(TEXTS), audience=None), deployment, gazetteer)
+    assert definition.languages == ("en", "fr", "ar", "es")
+
+
+def test_the_stop_words_of_a_keywords_file(tmp_path):
+    """``words`` is a list (every language) or lists per language; the SMS channel
+    understands every word whatever the language."""
+    from channels.sms_keywords import load_keywords, stop_words
+
+    path = tmp_path / "keywords.yml"
+    path.write_text("stop:\n  payload: /unsubscribe\n  provider: [stop]\n  words:\n"
+                    "    all: [stop]\n    fr: [arrêt]\nhelp:\n  payload: /menu\n"
+                    "  words: [help, aide]\n", "utf-8")
+    assert stop_words("fr", path) == ("stop", "arret") and stop_words("en", path) == ("stop",)
+    assert load_keywords(path).payload("ARRÊT !") == "/unsubscribe"
+    assert load_keywords(path).payload("aide") == "/menu"
+    broken = tmp_path / "broken.yml"  # (files are read once: another name each time)
+    broken.write_text("stop:\n  payload: /unsubscribe\n  words: {fr: arret}\n", "utf-8")
+    with pytest.raises(ValueError, match="stop must have a list of words"):
+        load_keywords(broken)
+    twice = tmp_path / "twice.yml"
+    twice.write_text("stop:\n  payload: /unsubscribe\n  words: {fr: [stop], en: [stop]}\n", "utf-8")
+    with pytest.raises(ValueError, match="'stop' is empty or listed twice"):
+        load_keywords(twice)
+
+
 # -- several problems at once; unreadable files ---------------------------------------------------
 
 
 def test_every_problem_is_listed_at_once(deployment, gazetteer, tmp_path):
     data = campaign(
         name="Bad Name", colour="red",
-        texts={"en": "Hello.", "fr": LONG_FR, "es": ""},
+        texts={"en": HELLO, "fr": LONG_FR, "es": ""},
         audience={"languages": ["en", "fr", "ar"], "areas": ["NG008", "XX123"]},
         window={"start": "25:00", "end": "19:00"}, cap_per_week=9)
     path = tmp_path / "bad.yml"
@@ -333,8 +477,8 @@ def test_the_json_contract(deployment, gazetteer):
 
 
 def test_the_json_of_defaults_has_nulls(deployment, gazetteer):
-    definition = parse_campaign(campaign(audience=None, texts={"ar": "انتبه. أرسل STOP للإيقاف."}),
-                                deployment, gazetteer)
+    arabic = "انتبه. أرسل STOP أو /stop للإيقاف."
+    definition = parse_campaign(campaign(audience=None, texts={"ar": arabic}), deployment, gazetteer)
     stored = json.loads(definition.to_json())
     assert stored["audience"] == {"languages": ["ar"], "areas": None, "channels": ["sms", "telegram"]}
     assert stored["area_codes"] is None and stored["telegram_channel"] is None
@@ -455,7 +599,7 @@ def test_the_campaigns_section_values(sample_deployment_data):
     ("max_per_week", 0, "campaigns.max_per_week: must be a whole number from 1 to 7, got 0"),
     ("max_per_week", 8, None),
     ("max_per_week", 2.5, None),
-    ("daily_cap", 1, "campaigns.daily_cap: unknown setting (expected one of ['currency', "
+    ("daily_cap", 1, "campaigns.daily_cap: unknown setting (expected one of ['consent_months', 'currency', "
                      "'max_per_week', 'sms_price_per_segment', 'telegram_messages_per_second', "
                      "'twilio_messages_per_second'])"),
 ])
@@ -473,7 +617,8 @@ def test_the_campaigns_section_must_be_a_mapping(sample_deployment_data):
     data = copy.deepcopy(sample_deployment_data)
     data["campaigns"] = [1]
     assert deployment_problems(data) == [
-        "campaigns: must be a mapping with currency, max_per_week, sms_price_per_segment, "
+        "campaigns: must be a mapping with consent_months, currency, max_per_week, "
+        "sms_price_per_segment, "
         "telegram_messages_per_second, twilio_messages_per_second"]
 
 

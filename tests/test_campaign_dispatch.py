@@ -2,9 +2,14 @@
 buckets (rate, burst, per chat, hold), two dispatchers on one database never sending a row
 twice, the sending window in the subscriber's local time, the weekly cap across campaigns, 429
 (Retry-After honoured), 5xx and timeouts retried with backoff, permanent failures removing the
-subscriber, the last attempt failing without removing, a subscriber gone before sending, leases
-taken back, idempotency keys, bad credentials stopping everything, the NGO's channel post, and
-logs without addresses or texts. The outbox rows are written by ``tests/utils/campaigns.py``."""
+subscriber, the last attempt failing without removing, a subscriber gone before sending, a
+subscriber whose consent expired (opted out and deleted, by the default 12 months or the
+deployment's ``campaigns.consent_months``), leases taken back, lease owners (a dispatcher
+frozen past its lease sends nothing more of its rows, renews none and writes no outcome over the
+dispatcher that took them back; a row whose lease ran out unrenewed is not sent), idempotency
+keys, bad credentials stopping everything, the NGO's channel post, and logs without addresses
+or texts.
+The outbox rows are written by ``tests/utils/campaigns.py``."""
 
 from __future__ import annotations
 
@@ -19,11 +24,12 @@ import sqlalchemy as sa
 
 from bot.campaigns.definition import CampaignDefinition
 from bot.campaigns.dispatch import (
-    BASE_DELAY, MAX_DELAY, DispatchError, Dispatcher, Limits, backoff,
+    BASE_DELAY, MAX_DELAY, DispatchError, Dispatcher, Limits, _write_from_values, backoff,
 )
 from bot.campaigns.models import OutboxMessage
 from bot.campaigns.ratelimit import KeyedLimiter, TokenBucket
 from bot.campaigns.senders import SmsSender, TelegramSender
+from bot.campaigns.subscribers import add_months
 from bot.services.models import Place
 from channels.twilio_api import TwilioConfig
 from tests.utils.campaigns import NOW, TEXTS, CampaignDb, aware, definition
@@ -481,6 +487,55 @@ async def test_a_subscriber_gone_before_sending_is_opted_out(db, twilio, telegra
     assert twilio.delivered_to(leaving.address) == 0 and twilio.delivered_to(staying.address) == 1
 
 
+async def test_a_subscriber_whose_consent_expired_is_opted_out_and_deleted(any_db, twilio,
+                                                                            telegram):
+    cutoff = add_months(NOW, -12)  # the clock starts at NOW; 12 months without a deployment
+    [lapsed_sms] = any_db.subscribe(1, "sms", consented_at=NOW - dt.timedelta(days=400))
+    [lapsed_chat] = any_db.subscribe(1, "telegram", start=1,
+                                     consented_at=cutoff - dt.timedelta(seconds=1))
+    [valid_sms] = any_db.subscribe(1, "sms", start=2, consented_at=cutoff + dt.timedelta(hours=1))
+    [valid_chat] = any_db.subscribe(1, "telegram", start=3)  # 30 days ago
+    first, second = any_db.campaign("lapsed"), any_db.campaign("lapsed-again")
+    any_db.queue(first, [lapsed_sms, lapsed_chat, valid_sms, valid_chat])
+    any_db.queue(second, [lapsed_sms])  # two messages for one expired subscriber
+    row_ids = {(r["campaign_id"], r["subscriber_id"]): r["id"] for r in any_db.rows()}
+    dispatcher = await dispatch(any_db, twilio, telegram)
+    rows = {r["id"]: r for r in any_db.rows()}
+    for campaign, person in ((first, lapsed_sms), (first, lapsed_chat), (second, lapsed_sms)):
+        row = rows[row_ids[campaign, person.id]]
+        assert (row["state"], row["attempts"], row["subscriber_id"]) == ("opted_out", 0, None)
+    assert any_db.states() == {"opted_out": 3, "sent": 2}
+    assert any_db.subscriber_ids() == {valid_sms.id, valid_chat.id}  # rows and addresses gone
+    for gone in (lapsed_sms, lapsed_chat):
+        assert any_db.subscribers.get(gone.conversation_id) is None
+    assert twilio.delivered_to(lapsed_sms.address) == 0 and len(twilio.received) == 1
+    assert telegram.delivered_to(lapsed_chat.address) == 0 and len(telegram.calls) == 1
+    assert twilio.delivered_to(valid_sms.address) == 1
+    assert telegram.delivered_to(valid_chat.address) == 1
+    stats = dispatcher.stats
+    assert (stats.sent, stats.opted_out, stats.expired, stats.removed) == (2, 3, 2, 0)
+
+
+async def test_the_consent_lasts_as_long_as_the_deployment_says(db, twilio, telegram):
+    from dataclasses import replace
+
+    from bot.deployment import load_deployment
+    from tests.conftest import SAMPLE_DEPLOYMENT
+
+    deployment = load_deployment(SAMPLE_DEPLOYMENT)
+    deployment = replace(deployment, campaigns=replace(deployment.campaigns, consent_months=6))
+    [seven_months] = db.subscribe(1, "sms", consented_at=add_months(NOW, -7))
+    [five_months] = db.subscribe(1, "sms", start=1, consented_at=add_months(NOW, -5))
+    campaign = db.campaign("six-months")
+    db.queue(campaign, [seven_months, five_months])
+    dispatcher = await dispatch(db, twilio, telegram, deployment=deployment)
+    assert dispatcher.consent_months == 6
+    assert db.states() == {"opted_out": 1, "sent": 1} and dispatcher.stats.expired == 1
+    assert db.subscriber_ids() == {five_months.id}
+    assert twilio.delivered_to(seven_months.address) == 0
+    assert twilio.delivered_to(five_months.address) == 1
+
+
 # -- leases and idempotency --------------------------------------------------------------------
 
 async def test_expired_leases_are_taken_back_and_live_ones_left_alone(db, twilio, telegram):
@@ -528,10 +583,274 @@ async def test_bad_credentials_stop_everything_and_remove_no_one(db, twilio, tel
     assert len(db.subscriber_ids()) == 30 and twilio.delivered() == []
 
 
+# -- lease owners: a dispatcher frozen past its lease ------------------------------------------
+
+FREEZE = 3.0  # seconds a frozen dispatcher stands still: three of its 1-s leases
+
+
+class Recording:
+    """A sender that notes the provider's message id of each idempotency key it sent;
+    ``before`` runs before each request."""
+
+    def __init__(self, sender, before=None) -> None:
+        self.sender, self.provider, self.before = sender, sender.provider, before
+        self.refs: dict[str, str] = {}
+
+    async def send(self, address, text, key):
+        if self.before is not None:
+            self.before()
+        outcome = await self.sender.send(address, text, key)
+        if outcome.ref:
+            self.refs[key] = outcome.ref
+        return outcome
+
+    async def close(self) -> None:
+        await self.sender.close()
+
+
+def recording(made: dict, before=None) -> dict:
+    return {name: Recording(sender, before) for name, sender in made.items()}
+
+
+def keys_sent(made: dict) -> dict[str, str]:
+    return {key: ref for sender in made.values() for key, ref in sender.refs.items()}
+
+
+def elsewhere(dispatcher: Dispatcher, made: dict, start: threading.Event) -> threading.Thread:
+    """Runs ``dispatcher`` until done, once ``start`` is set, in a thread and event loop of its
+    own: another process, which goes on while the test's loop stands still."""
+    failures: list[BaseException] = []
+
+    async def work() -> None:
+        try:
+            await dispatcher.run()
+        finally:
+            for sender in made.values():
+                await sender.close()
+
+    def main() -> None:
+        start.wait(30)
+        try:
+            asyncio.run(work())
+        except BaseException as exc:  # pragma: no cover - reported by the test
+            failures.append(exc)
+
+    thread = threading.Thread(target=main, daemon=True)
+    thread.failures = failures
+    thread.start()
+    return thread
+
+
+def outcome_of(dispatcher: Dispatcher, row_id: int, ref: str) -> dict:
+    """A "sent" outcome as the dispatcher batches it for ``_db_write``."""
+    return {"b_id": row_id, "b_state": "sent", "b_attempts": 1, "b_next": NOW, "b_sent_at": NOW,
+            "b_ref": ref, "b_error": None, "b_owner": dispatcher.owner}
+
+
+def test_only_the_owner_renews_writes_or_gives_back_a_row(any_db):
+    campaign = any_db.campaign("owners")
+    any_db.queue(campaign, any_db.subscribe(4, "sms"))
+    other = CampaignDb(any_db.url, route_key=any_db.route_key, migrate=False)
+    try:
+        first, second = (Dispatcher(d.sessions, d.subscribers, {}, clock=Clock())
+                         for d in (any_db, other))
+        assert first.owner != second.owner and len(first.owner) == 32
+        now = NOW + dt.timedelta(minutes=1)
+        lease = now + dt.timedelta(seconds=30)
+        claimed, _ = first._db_claim(("sms",), 4, now, lease)
+        ids = sorted(row[0] for row in claimed)
+        assert {(r["state"], r["lease_owner"]) for r in any_db.rows()} == {("sending", first.owner)}
+        assert first._db_renew(ids, lease + dt.timedelta(seconds=5)) == set(ids)
+
+        # the first stands still past its lease: the second takes the rows back, claims two
+        later = lease + dt.timedelta(seconds=10)
+        assert second._db_takeback(later) == 4
+        assert {(r["state"], r["lease_owner"], r["lease_until"]) for r in any_db.rows()} == {
+            ("pending", None, None)}
+        taken, _ = second._db_claim(("sms",), 2, later, later + dt.timedelta(seconds=30))
+        theirs = sorted(row[0] for row in taken)
+        free = sorted(set(ids) - set(theirs))
+        before = {r["id"]: (r["state"], r["lease_owner"], aware(r["lease_until"]))
+                  for r in any_db.rows()}
+
+        # the first wakes: it renews nothing, writes nothing and gives nothing back
+        assert first._db_renew(ids, later + dt.timedelta(minutes=5)) == set()
+        assert first._db_write([outcome_of(first, i, "first") for i in ids], []) == set(ids)
+        assert first._db_write([], list(ids)) == set(ids)
+        after = {r["id"]: (r["state"], r["lease_owner"], aware(r["lease_until"]))
+                 for r in any_db.rows()}
+        assert after == before
+        assert {after[i][:2] for i in theirs} == {("sending", second.owner)}
+        assert {after[i][:2] for i in free} == {("pending", None)}
+        assert {r["provider_ref"] for r in any_db.rows()} == {None}
+
+        # the second's renewal and outcomes go through; the first's never over them
+        # the statements themselves are conditional too (PostgreSQL's bulk UPDATE .. FROM
+        # (VALUES ..), SQLite's executemany), not only the read of the rows still held
+        with any_db.sessions.begin() as session:
+            lost = [outcome_of(first, i, "first") for i in ids]
+            if not (first._psycopg2 and _write_from_values(session, lost)):
+                session.execute(first._WRITE, lost)
+        assert {r["id"]: (r["state"], r["lease_owner"], aware(r["lease_until"]))
+                for r in any_db.rows()} == before
+        assert second._db_renew(ids, later + dt.timedelta(minutes=1)) == set(theirs)
+        assert second._db_write([outcome_of(second, i, "second") for i in theirs], []) == set()
+        assert first._db_write([outcome_of(first, i, "first") for i in theirs], []) == set(theirs)
+        # what the first holds again (claimed anew) it writes as ever
+        again, _ = first._db_claim(("sms",), 4, later, later + dt.timedelta(seconds=30))
+        assert sorted(row[0] for row in again) == free
+        assert first._db_write([outcome_of(first, i, "first") for i in free], []) == set()
+        rows = {r["id"]: r for r in any_db.rows()}
+        assert {i: rows[i]["provider_ref"] for i in ids} == {
+            **{i: "second" for i in theirs}, **{i: "first" for i in free}}
+        assert {(r["state"], r["lease_owner"], r["lease_until"]) for r in rows.values()} == {
+            ("sent", None, None)}
+    finally:
+        other.close()
+
+
+async def test_a_dispatcher_frozen_past_its_lease_sends_and_writes_nothing_it_lost(
+        any_db, twilio, telegram, caplog):
+    caplog.set_level(logging.INFO, logger="bot.campaigns.dispatch")
+    people = any_db.subscribe(12, "sms") + any_db.subscribe(12, "telegram", start=100)
+    campaign = any_db.campaign("frozen")
+    rows = any_db.queue(campaign, people)
+    other = CampaignDb(any_db.url, route_key=any_db.route_key, migrate=False)
+    clock = Clock()  # one time for both: two hosts whose clocks agree
+    frozen = threading.Event()
+    made_first = recording(senders(twilio, telegram))
+    made_second = recording(senders(twilio, telegram))
+    # the first claims 8 rows per provider and sends them at 4/s: most wait at the rate
+    first = Dispatcher(any_db.sessions, any_db.subscribers, made_first, clock=clock,
+                       lease_seconds=1.0, limits=Limits(sms_per_second=4, telegram_per_second=4),
+                       default_timezone="UTC")
+    second = Dispatcher(other.sessions, other.subscribers, made_second, clock=clock,
+                        lease_seconds=1.0, limits=UNLIMITED, default_timezone="UTC")
+    thread = elsewhere(second, made_second, frozen)
+    held: dict[int, str] = {}
+
+    async def freeze() -> None:
+        # once some are sent and recorded, and no request is under way
+        while not (first.stats.sent >= 2 and first.stats.in_flight == 0 and not first._writes):
+            await asyncio.sleep(0.005)
+        held.update((item.id, item.key) for lane in first.lanes.values()
+                    for item in lane.outstanding.values())
+        frozen.set()
+        time.sleep(FREEZE)  # the whole process stands still: no send, no renewal, no write
+
+    freezer = asyncio.ensure_future(freeze())
+    try:
+        await first.run()
+        await freezer
+        await asyncio.get_running_loop().run_in_executor(None, thread.join, 60)
+    finally:
+        for sender in made_first.values():
+            await sender.close()
+        other.close()
+    assert thread.failures == [] and not thread.is_alive()
+    assert len(held) >= 6  # rows the first held, unsent, when it froze
+
+    delivered = twilio.totals()[0] + telegram.totals()[0]
+    requests = twilio.totals()[2] + telegram.totals()[2]
+    assert delivered == requests == rows  # not even a repeat with the same key
+    assert all((twilio if p.channel == "sms" else telegram).delivered_to(p.address) == 1
+               for p in people)
+    assert first.stats.lost == len(held) and second.stats.lost == 0
+    assert second.stats.taken_back == len(held) and first.stats.taken_back == 0
+    assert first.stats.sent + second.stats.sent == rows and first.stats.sent >= 2
+    by_first, by_second = keys_sent(made_first), keys_sent(made_second)
+    assert set(held.values()) <= set(by_second) and not set(by_first) & set(by_second)
+    stored = {r["idempotency_key"]: r["provider_ref"] for r in any_db.rows()}
+    assert stored == {**by_first, **by_second}  # each row has its sender's outcome
+    assert any_db.states() == {"sent": rows}
+    assert {(r["lease_owner"], r["lease_until"]) for r in any_db.rows()} == {(None, None)}
+    warnings = [r.getMessage() for r in caplog.records if "no longer held" in r.getMessage()]
+    assert warnings and sum(int(w.split()[1]) for w in warnings) == len(held)
+    addresses = [p.address for p in people] + [p.address.lstrip("+") for p in people]
+    assert not [a for a in addresses if any(a in w for w in warnings)]
+
+
+async def test_the_outcome_of_a_request_under_way_when_frozen_is_not_written(any_db, twilio,
+                                                                              telegram):
+    twilio.delay_seconds = 0.3  # the fake takes the message at once and answers after this
+    people = any_db.subscribe(3, "sms")
+    campaign = any_db.campaign("under-way")
+    rows = any_db.queue(campaign, people)
+    other = CampaignDb(any_db.url, route_key=any_db.route_key, migrate=False)
+    clock = Clock()
+    frozen = threading.Event()
+    woke: list[dt.datetime] = []
+
+    def stand_still() -> None:
+        frozen.set()
+        time.sleep(FREEZE)  # while the requests are under way
+        woke.append(clock())
+
+    def freeze_soon() -> None:
+        if not frozen.is_set() and not woke:
+            asyncio.get_running_loop().call_later(0.1, stand_still)
+            woke.append(None)  # scheduled once
+
+    slow = {"twilio": SmsSender(TwilioConfig(twilio.account_sid, twilio.auth_token,
+                                             "+9995550100", api_url=twilio.url,
+                                             timeout_seconds=10.0))}  # no timeout meanwhile
+    made_first = recording(slow, before=freeze_soon)
+    made_second = recording(senders(twilio, telegram))
+    first = Dispatcher(any_db.sessions, any_db.subscribers, made_first, clock=clock,
+                       lease_seconds=1.0, limits=UNLIMITED, default_timezone="UTC")
+    second = Dispatcher(other.sessions, other.subscribers, made_second, clock=clock,
+                        lease_seconds=1.0, limits=UNLIMITED, default_timezone="UTC")
+    thread = elsewhere(second, made_second, frozen)
+    try:
+        await first.run()
+        await asyncio.get_running_loop().run_in_executor(None, thread.join, 60)
+    finally:
+        for sender in made_first.values():
+            await sender.close()
+        other.close()
+    assert thread.failures == [] and not thread.is_alive()
+    woken = woke[-1]
+    for row in any_db.rows():  # the second's outcomes, not overwritten by the first's
+        assert row["state"] == "sent" and row["attempts"] == 1 and row["lease_owner"] is None
+        assert aware(row["sent_at"]) < woken
+    # the first's requests reached the fake before the freeze; the second sent the rows again
+    # with their keys (the limit that remains: a provider that ignores the key delivers twice)
+    assert twilio.totals() == (rows, rows, 2 * rows)
+    assert all(twilio.delivered_to(p.address) == 1 for p in people)
+    assert first.stats.lost == rows and first.stats.sent == 0 and second.stats.sent == rows
+    assert keys_sent(made_first) == keys_sent(made_second)  # the fake's first answers
+
+
+async def test_a_row_whose_lease_ran_out_unrenewed_is_not_sent(any_db, twilio, telegram):
+    people = any_db.subscribe(6, "sms")
+    campaign = any_db.campaign("unrenewed")
+    rows = any_db.queue(campaign, people)
+    made = senders(twilio, telegram)
+    # 6 rows claimed at once and sent at 4/s: the last ones' turn comes after the 1-s lease
+    dispatcher = Dispatcher(any_db.sessions, any_db.subscribers, made, clock=Clock(),
+                            lease_seconds=1.0, limits=Limits(sms_per_second=4),
+                            default_timezone="UTC")
+
+    async def blocked() -> None:  # the renewal never runs (the database thread is stuck)
+        return None
+
+    dispatcher._renew = blocked
+    try:
+        await dispatcher.run()
+    finally:
+        for sender in made.values():
+            await sender.close()
+    stats = dispatcher.stats
+    assert stats.lost >= 1 and stats.taken_back >= stats.lost  # its own rows, claimed anew
+    assert twilio.totals() == (rows, 0, rows)  # each sent once: none after its lease ran out
+    assert all(twilio.delivered_to(p.address) == 1 for p in people)
+    assert stats.sent == rows and any_db.states() == {"sent": rows}
+
+
 # -- texts and the NGO's channel ---------------------------------------------------------------
 
 async def test_each_person_gets_their_language_and_the_channel_gets_its_post(db, twilio, telegram):
-    texts = dict(TEXTS, fr="L’emploi promis à l’étranger ? Vérifiez d’abord. Répondez AIDE.")
+    texts = dict(TEXTS, fr="L’emploi promis à l’étranger ? Vérifiez d’abord. STOP pour arrêter.")
     french = db.subscribe(1, "sms", language="fr")[0]
     arabic = db.subscribe(1, "telegram", language="ar")[0]
     campaign = db.campaign("texts", texts=texts,

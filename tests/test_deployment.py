@@ -171,3 +171,21 @@ def test_the_web_chat_quick_exit_address(sample_data):
     assert "web_chat.quick_exit: unknown setting" in problems_of(data)
     data["web_chat"] = "https://example.org/"
     assert problems_of(data) == ["web_chat: must be a mapping with quick_exit_url"]
+
+
+def test_the_consent_lasts_twelve_months_unless_the_deployment_says_otherwise(sample_data):
+    data = copy.deepcopy(sample_data)
+    data.pop("campaigns", None)
+    assert parse_deployment(data).campaigns.consent_months == 12
+    data["campaigns"] = {"consent_months": 6}
+    assert parse_deployment(data).campaigns.consent_months == 6
+    data["campaigns"] = {"consent_months": 24}
+    assert parse_deployment(data).campaigns.consent_months == 24
+
+
+@pytest.mark.parametrize("value", [0, 25, -3, 6.5, "12", True, None])
+def test_a_bad_consent_duration_is_named_with_its_value(sample_data, value):
+    data = copy.deepcopy(sample_data)
+    data["campaigns"] = {"consent_months": value}
+    assert problems_of(data) == [f"campaigns.consent_months: must be a whole number of months "
+                                 f"from 1 to 24, got {value!r}"]

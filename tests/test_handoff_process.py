@@ -231,24 +231,39 @@ def test_a_caseworkers_reply_and_the_close_reach_the_persons_channel(rasa, fakes
     assert cases.open_case_for(case.conversation_id) is None
 
 
-# A campaign for the subscriber of the test below: any hour, English, SMS only.
+# A campaign for the subscribers of the test below: any hour, English, SMS and Telegram. Each
+# run of the test sends it: the first queues it, a later one adds its new subscriber to it.
 CAMPAIGN = """
 name: process-test-campaign
 texts:
-  en: "Fake job offers ask for fees or keep passports. Ask us before you go. STOP to end."
-audience: {languages: [en], channels: [sms]}
+  en: "Fake job offers ask for fees or keep passports. Ask us before you go. STOP or /stop to end."
+audience: {languages: [en], channels: [sms, telegram]}
 window: {start: "00:00", end: "23:59"}
 cap_per_week: 1
 """
 
 
+def send_campaign(url: str, folder, fakes, monkeypatch) -> None:
+    """``helpline campaign send`` of CAMPAIGN to the fake Twilio and Telegram, with the Rasa
+    server's credentials file and database."""
+    from bot import cli
+
+    campaign = folder / "campaign.yml"
+    campaign.write_text(CAMPAIGN, encoding="utf-8")
+    monkeypatch.setenv("HELPLINE_DATABASE_URL", url)
+    for name, value in telegram_env(fakes.telegram).items():  # the file's ${VARS}
+        monkeypatch.setenv(name, value)
+    assert cli.main(["campaign", "send", str(campaign), "--credentials",
+                     str(folder / "credentials.yml")]) == 0
+
+
 @pytest.mark.parametrize("channel", ["sms", "telegram"])
 def test_subscribing_and_stopping_over_sms_and_telegram(rasa, fakes, channel, monkeypatch):
     """JOIN (/join on Telegram) -> the consent question -> yes: the subscriber is recorded by
-    the action server and the channel attaches the address, encrypted; on SMS a campaign is
-    sent to them (`helpline campaign send` to the fake Twilio) and their reply starts a normal
-    conversation; STOP (/stop) deletes the subscriber and the address at once. (The
-    campaigns' tables are on the same migrated database.)"""
+    the action server and the channel attaches the address, encrypted; a campaign is sent to
+    them (`helpline campaign send` to the fake Twilio or Telegram) and their reply starts a
+    normal conversation, the subscription kept; STOP deletes the subscriber and the address
+    at once (on Telegram a typed STOP from a subscriber, as /stop). (The campaigns' tables are on the same migrated database.)"""
     from bot.campaigns.service import subscribers_for
     from bot.privacy.keys import load_secrets
     from bot.privacy.pseudonyms import pseudonym
@@ -273,21 +288,14 @@ def test_subscribing_and_stopping_over_sms_and_telegram(rasa, fakes, channel, mo
     view = wait_until(lambda: (lambda v: v if v and v.reachable else None)(
         store.get(conversation)), what="the attached address")
     assert store.address(view.id) == person.address and view.language == "en"
-    if channel == "sms":  # a campaign message, and the person's reply: a normal conversation
-        campaign = secrets.parent / "campaign.yml"
-        campaign.write_text(CAMPAIGN, encoding="utf-8")
-        monkeypatch.setenv("HELPLINE_DATABASE_URL", url)
-        for name, value in telegram_env(fakes.telegram).items():  # the file's ${VARS}
-            monkeypatch.setenv(name, value)
-        from bot import cli
-
-        assert cli.main(["campaign", "send", str(campaign), "--credentials",
-                         str(secrets.parent / "credentials.yml")]) == 0
-        assert person.until("Fake job offers")[-1].startswith("Fake job offers")
-        person.say("what is human trafficking?")  # the assistant answers, as to anyone
-        person.until(en["utter_awareness_trafficking"][:40])
-        assert store.get(conversation) is not None  # still subscribed
-    person.say("STOP" if channel == "sms" else "/stop")
+    # a campaign message, and the person's reply: a normal conversation
+    send_campaign(url, secrets.parent, fakes, monkeypatch)
+    message = person.until("Fake job offers")[-1]
+    assert message.startswith("Fake job offers") and "/stop" in message
+    person.say("what is human trafficking?")  # the assistant answers, as to anyone
+    person.until(en["utter_awareness_trafficking"][:40])
+    assert store.get(conversation) is not None  # still subscribed
+    person.say("STOP")  # as the campaign message says; on Telegram a subscriber's STOP too
     if channel == "telegram":  # on SMS Twilio answers STOP itself (provider_opt_out)
         person.until(en["utter_unsubscribe_done"][:30])
     wait_until(lambda: store.get(conversation) is None, what="the deletion")

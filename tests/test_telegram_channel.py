@@ -227,6 +227,30 @@ async def test_commands_become_their_intents(served, typed, payload):
     assert served.rasa.texts == [payload]
 
 
+async def test_a_typed_stop_word_ends_a_subscription_only_for_a_subscriber(
+        served, tmp_path, monkeypatch):
+    """Campaign messages say "Reply STOP": on Telegram too, a subscriber's STOP (or ARRET, ...)
+    is /unsubscribe; anyone else's "stop" goes to Rasa as typed (stop the questions)."""
+    from bot.campaigns.service import subscribers_for
+    from bot.storage import make_engine, upgrade
+
+    url = f"sqlite:///{tmp_path}/campaigns.db"
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    monkeypatch.setenv("HELPLINE_DATABASE_URL", url)
+    monkeypatch.setenv("HELPLINE_SECRETS_FILE", str(tmp_path / "secrets.json"))
+    await served.post(update(message=message("STOP")))  # not subscribed
+    subscribers_for(url).consent(served.channel.gateway.conversation_id(str(CHAT_ID)),
+                                 "telegram", "fr")
+    for typed in ("STOP", "Arrêt !", "stop please"):
+        await served.post(update(message=message(typed)))
+    assert served.rasa.texts == ["STOP", "/unsubscribe", "/unsubscribe", "stop please"]
+    other = CHAT_ID + 1
+    await served.post(update(message=message("stop", chat_id=other)))
+    assert served.rasa.texts[-1] == "stop"
+
+
 async def test_a_typed_digit_picks_the_last_menu(served):
     await served.post(update(message=message("hello")))
     await served.post(update(message=message("2")))

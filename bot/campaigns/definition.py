@@ -23,6 +23,18 @@ Texts are checked as they will be sent: for SMS after ``sms_friendly`` (typograp
 punctuation and, if the deployment allows, accents folded into GSM-7), within the deployment's
 ``sms.segment_budget``; for Telegram within 4096 characters.
 
+Every text sent to subscribers says how to stop, in words the assistant understands. For
+SMS (audience channel ``sms``): one of the stop words of its language in
+``channels/sms_keywords.yml`` or of every language (STOP; ARRET, DESABONNER... in French,
+BAJA, PARAR... in Spanish, توقف... in Arabic), found as a whole word in any case, accents and
+punctuation ignored as the SMS channel ignores them. For Telegram (channel ``telegram``): the
+``/stop`` command, the only way to end a subscription there (a typed STOP goes to the model,
+which reads it as "stop the questions"); ``/stop`` counts on SMS too, where it is STOP. A
+text missing it: ``texts.fr: say how to stop (one of: STOP, ARRET, ...)``, with both
+channels ``texts.fr: say how to stop (on SMS one of: STOP, ARRET, ...; on Telegram /stop,
+which SMS understands too)``. The post to a Telegram channel (``telegram_channel``) needs
+none: no one is subscribed through it.
+
 The definition's JSON form (``to_json`` / ``from_json``) is what ``campaigns.definition``
 stores and what the dispatcher reads::
 
@@ -296,6 +308,7 @@ def parse_campaign(data: Any, deployment: Deployment, places: PlacesLike,
         problems.append("audience.channels: empty and there is no telegram_channel: the "
                         "campaign would reach no one")
     _check_lengths(texts, languages, channels, post, deployment, problems)
+    _check_stop(texts, languages, channels, deployment, problems)
     if problems:
         raise CampaignError(problems, path)
     assert window is not None
@@ -540,3 +553,56 @@ def _check_lengths(texts: dict[str, str], languages: tuple[str, ...], channels: 
             if length > TELEGRAM_MAX_CHARS:
                 problems.append(f"texts.{language}: {length} characters, Telegram allows "
                                 f"{TELEGRAM_MAX_CHARS} in a message")
+
+
+# How to stop: on Telegram only the /stop command ends a subscription (channels.telegram); a
+# typed STOP goes to the model, which reads it as "stop the questions" (intent stop).
+TELEGRAM_STOP = "/stop"
+_TELEGRAM_STOP = re.compile(r"(?<![\w/])/stop(?:@\w+)?(?!\w)", re.IGNORECASE)
+
+
+def says_how_to_stop_by_sms(text: str, words: Iterable[str]) -> bool:
+    """Whether ``text`` contains one of the (normalised) SMS stop ``words`` as a whole word
+    written in capitals (STOP, ARRÊT, BAJA; Arabic has no capitals), compared as the SMS
+    channel compares: lower case, accents and punctuation dropped (``bot.keywords.normalise``).
+    Capitals because some stop words are everyday words: "to end these messages" is not an
+    instruction, "reply END" is."""
+    from bot.keywords import normalise
+
+    tokens = [normalise(token) if token == token.upper() else "|" for token in text.split()]
+    padded = f" {' '.join(tokens)} "
+    return any(f" {word} " in padded for word in words)
+
+
+def says_how_to_stop_on_telegram(text: str) -> bool:
+    """Whether ``text`` names the /stop command (any case, also /stop@botname)."""
+    return _TELEGRAM_STOP.search(text) is not None
+
+
+def _check_stop(texts: dict[str, str], languages: tuple[str, ...], channels: tuple[str, ...],
+                deployment: Deployment, problems: list[str]) -> None:
+    """Each text sent to subscribers says how to stop in words the assistant understands: one
+    of the language's stop words of ``channels/sms_keywords.yml`` (or those of every language:
+    STOP), which end a subscription on SMS and, typed by a subscriber, on Telegram; a text for
+    Telegram only may give the /stop command instead. The post to a Telegram channel has no
+    subscribers and needs none."""
+    from channels.sms_keywords import stop_words
+
+    if "sms" not in channels and "telegram" not in channels:
+        return
+    for language in deployment.languages:
+        text = texts.get(language)
+        if text is None or language not in languages:
+            continue
+        words = stop_words(language)
+        if says_how_to_stop_by_sms(text, words):
+            continue
+        if "sms" not in channels and says_how_to_stop_on_telegram(text):
+            continue
+        accepted = ", ".join(word.upper() for word in words)
+        if "sms" in channels:
+            problems.append(f"texts.{language}: say how to stop (one of, in capitals: "
+                            f"{accepted})")
+        else:
+            problems.append(f"texts.{language}: say how to stop (one of, in capitals: "
+                            f"{accepted}; or {TELEGRAM_STOP})")

@@ -3,23 +3,35 @@
 ``Dispatcher(sessions, subscribers, senders, ...)`` works the ``outbox`` table (rows queued by
 ``bot.campaigns.queue``) in rounds:
 
-1. **Take back** rows left ``sending`` whose lease expired (a dispatcher killed half-way):
-   they become ``pending`` again with the same idempotency key.
+1. **Take back** rows left ``sending`` whose lease expired (a dispatcher killed, or frozen
+   past its lease): they become ``pending`` again with the same idempotency key and no owner.
 2. **Claim** due rows (``pending``, ``next_attempt_at <= now``) for each provider, as many as
    the provider can take in the next ``horizon`` seconds at its rate (at least a few, at most
-   ``max_in_flight``), setting ``sending`` and ``lease_until``. On PostgreSQL ``SELECT .. FOR
-   UPDATE SKIP LOCKED`` then ``UPDATE .. WHERE id IN (..) AND state = 'pending' RETURNING ..``
-   in one transaction; on SQLite the transaction takes the database's write lock first (SQLite
-   has one writer at a time), then selects and updates. Either way two dispatchers never hold the
-   same row. The lease of the rows a dispatcher holds is renewed every third of
-   ``lease_seconds`` while it works, so a long wait (a 429 pause) never loses a row.
+   ``max_in_flight``), setting ``sending``, ``lease_until`` and ``lease_owner`` (the run's
+   random id, ``owner``: each ``run`` has a new one). On PostgreSQL ``SELECT .. FOR UPDATE SKIP
+   LOCKED`` then ``UPDATE .. WHERE id IN (..) AND state = 'pending' RETURNING ..`` in one
+   transaction; on SQLite the transaction takes the database's write lock first (SQLite has
+   one writer at a time), then selects and updates. Either way two dispatchers never hold the
+   same row at once. The lease of the rows a dispatcher holds is renewed every third of
+   ``lease_seconds`` while it works, so a long wait (a 429 pause) never loses a row; the
+   renewal touches only rows still ``sending`` under the run's own id, reads back which those
+   are in the same transaction, and drops the others (taken back while the dispatcher was
+   frozen: a VM pause, a stopped process): not sent if not yet sent, nothing written for them,
+   counted in ``stats.lost`` and logged as a count.
 3. **Check** each row: the subscriber gone (unsubscribed, erased, removed) -> ``opted_out``;
-   outside the campaign's window in the subscriber's local time (the country of their coarse
-   area, else the deployment's ``human_cover.timezone``) -> ``pending`` until the window
-   opens; ``cap_per_week`` campaign messages already sent to them in the last 7 days (every
-   campaign counted, and the sends of this process not yet written) -> ``pending`` until the
-   oldest of those is 7 days old; otherwise send. The window is checked again once the row's
-   turn at the rate limit comes (a 429 pause may have lasted past its end).
+   the subscriber's consent older than the deployment's ``campaigns.consent_months`` (compared
+   in the batch's one read of the subscribers) -> ``opted_out`` too, and the subscriber is
+   deleted with the address when the outcomes are written (``Subscribers.expire``: a consent
+   renewed meanwhile is kept); outside the campaign's window in the subscriber's local time
+   (the country of their coarse area, else the deployment's ``human_cover.timezone``) ->
+   ``pending`` until the window opens; ``cap_per_week`` campaign messages already sent to them
+   in the last 7 days (every campaign counted, and the sends of this process not yet written)
+   -> ``pending`` until the oldest of those is 7 days old; otherwise send. The window is
+   checked again once the row's turn at the rate limit comes (a 429 pause may have lasted
+   past its end), and so is the lease, by the dispatcher's own knowledge: if less than
+   ``lease_margin`` (a tenth of the lease, at most 5 s) is left of it since the row was last
+   claimed or renewed, on the monotonic clock or on the clock leases are written with, the row
+   is dropped as above instead of sent (a freeze is caught before the next renewal runs).
 4. **Send**: per provider, a token bucket (``ratelimit.TokenBucket``: Twilio at the
    deployment's ``campaigns.twilio_messages_per_second``, Telegram at
    ``telegram_messages_per_second`` overall) and, for Telegram, one message a second per
@@ -32,7 +44,11 @@
    or the provider's Retry-After (then the whole provider pauses that long); ``failed`` after
    ``max_attempts``, or at once for a refusal; ``failed`` and the subscriber removed for a
    recipient that can never be reached (a blocked bot, an invalid or unsubscribed number).
-   Outcomes are written in batches every ``flush_seconds`` (or ``flush_rows``).
+   Outcomes are written in batches every ``flush_seconds`` (or ``flush_rows``), each only
+   over a row still ``sending`` under the run's id (the rows read ``FOR UPDATE`` on
+   PostgreSQL, under SQLite's write lock, and every ``UPDATE`` conditional too, the bulk
+   ``UPDATE .. FROM (VALUES ..)`` included): a row taken back meanwhile keeps what the other
+   dispatcher writes, and its outcome here is dropped (``stats.lost``).
 
 A credentials problem (Twilio 401/403/404, a bad bot token) stops the dispatcher at once:
 nothing else would go through, and removing subscribers for it would be wrong.
@@ -41,15 +57,25 @@ nothing else would go through, and removing subscribers for it would be wrong.
 all; ``until_done`` waits for deferred and retried rows (sleeping until the next is due) and
 returns when none is ``pending`` or ``sending``; ``until_done=False`` returns when nothing is
 due now. ``stop()`` (SIGTERM in the command) lets the requests under way finish, writes their
-outcomes, and gives the rows not yet sent back at once (``pending``, lease cleared).
+outcomes, and gives the rows not yet sent back at once (``pending``, lease and owner
+cleared, again only the rows still its own).
 
 Exactly once: a row is ``sent`` only after the provider took it; a row whose outcome was not
-written (the process died) is sent again after its lease, with the same key. Providers that
-honour the key (the fake ones of the tests) deliver it once; Twilio and Telegram ignore it
-today, so the messages under way or not yet written when a dispatcher dies (about rate x
-(request time + ``flush_seconds``): some 15 at Telegram's 30/s with 300 ms requests; at most
-``max_in_flight`` per provider plus ``flush_seconds`` of outcomes) may reach their recipient
-twice. A stop by SIGTERM leaves nothing ambiguous.
+written (the process died, or froze past its lease) is sent again after its lease, by whichever
+dispatcher takes it back, with the same key. A dispatcher that wakes from a freeze longer than
+its lease sends none of the rows it held that were not yet on their way (the check before each
+send), renews none of them, and writes nothing over the dispatcher that took them back (its
+own outcomes for them are dropped: ``stats.lost``). What remains, with providers that ignore
+the key (Twilio and Telegram today; the fakes of the tests honour it and answer a repeat
+without delivering it), is a second delivery of: the messages under way or not yet written
+when a dispatcher dies (about rate x (request time + ``flush_seconds``): some 15 at
+Telegram's 30/s with 300 ms requests; at most ``max_in_flight`` per provider plus
+``flush_seconds`` of outcomes); the messages whose request was already on its way (past the
+check) or answered but not yet written when a freeze longer than the lease began; and, when
+two dispatchers' hosts' clocks differ by more than ``lease_margin``, a row taken back just
+before its holder sends it. A freeze the monotonic clock does not count (some VM pauses) is
+still caught: by the renewal, and by the check on the wall clock once that is right again. A
+stop by SIGTERM leaves nothing ambiguous.
 
 Logs carry counts and error codes only: never a number, chat id, text or token.
 
@@ -74,6 +100,7 @@ import random
 import signal
 import sys
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,7 +113,8 @@ from bot.campaigns.definition import CampaignDefinition, CampaignError, timezone
 from bot.campaigns.models import Campaign, OutboxMessage, Subscriber
 from bot.campaigns.ratelimit import KeyedLimiter, TokenBucket
 from bot.campaigns.senders import FATAL, GONE, REFUSED, RETRY, SENT, Outcome, Sender
-from bot.campaigns.subscribers import Subscribers, utcnow
+from bot.campaigns.subscribers import Subscribers, consent_cutoff, utcnow
+from bot.deployment import CampaignSettings
 
 logger = logging.getLogger("bot.campaigns.dispatch")  # also when run with -m
 
@@ -151,8 +179,10 @@ class DispatchStats:
     deferred: int = 0  # outside the window or over the weekly cap
     retried: int = 0  # attempts to be tried again later
     removed: int = 0  # subscribers removed after a permanent failure
+    expired: int = 0  # subscribers deleted because their consent ran out
     released: int = 0  # rows given back unsent on stop
     taken_back: int = 0  # rows of a dead dispatcher made pending again
+    lost: int = 0  # rows no longer held (lease ran out, taken back): dropped, nothing written
     in_flight: int = 0
     started: float = field(default_factory=time.monotonic)
     errors: Counter = field(default_factory=Counter)
@@ -170,14 +200,16 @@ class DispatchStats:
     def as_dict(self) -> dict:
         return {"sent": self.sent, "failed": self.failed, "opted_out": self.opted_out,
                 "deferred": self.deferred, "retried": self.retried, "removed": self.removed,
-                "released": self.released, "taken_back": self.taken_back,
+                "expired": self.expired,
+                "released": self.released, "taken_back": self.taken_back, "lost": self.lost,
                 "elapsed_seconds": round(self.elapsed, 3), "messages_per_second": round(self.rate, 2),
                 "errors": dict(self.errors), "fatal": self.fatal, "done": self.done}
 
     def line(self) -> str:
         return (f"sent {self.sent}, failed {self.failed}, opted out {self.opted_out}, deferred "
-                f"{self.deferred}, retrying {self.retried}, removed {self.removed}, in flight "
-                f"{self.in_flight}, {self.rate:.1f}/s")
+                f"{self.deferred}, retrying {self.retried}, removed {self.removed}, consent "
+                f"expired {self.expired}, lost {self.lost}, in flight {self.in_flight}, "
+                f"{self.rate:.1f}/s")
 
 
 @dataclass
@@ -197,6 +229,10 @@ class _Item:
     phase: str = "claimed"  # claimed | waiting | sending | done
     definition: Optional[CampaignDefinition] = field(default=None, repr=False)
     zone: str = "UTC"  # the recipient's time zone (the window is checked again before sending)
+    held_until: float = 0.0  # monotonic: when the lease of the last claim or renewal runs out
+    lease_until: Optional[dt.datetime] = None  # the same on the clock, as written in the row
+    lost: bool = False  # no longer this dispatcher's: never sent (if not yet), nothing written
+    task: Optional[asyncio.Task] = field(default=None, repr=False)
 
 
 class _Lane:
@@ -215,15 +251,21 @@ class _Lane:
         self.tasks: dict[asyncio.Task, _Item] = {}
         self.dry_until = 0.0
 
+    def forget(self, item: _Item) -> None:
+        """No longer outstanding (unless the row was claimed again since, as another item)."""
+        if self.outstanding.get(item.id) is item:
+            del self.outstanding[item.id]
+
 
 @dataclass
 class _Context:
     """What the checks of a claimed batch need, read in the claim's thread."""
 
-    subscribers: dict  # id -> (area, address token)
+    subscribers: dict  # id -> (area, address token), consent still valid
     recent: dict  # subscriber id -> [sent_at, ...] in the last 7 days
     countries: dict  # area code -> country code (areas not seen before)
     campaigns: dict  # campaign id -> definition JSON (campaigns not seen before)
+    expired: set = field(default_factory=set)  # ids whose consent ran out (not in subscribers)
 
 
 def _aware(moment: Optional[dt.datetime]) -> Optional[dt.datetime]:
@@ -252,19 +294,30 @@ class Dispatcher:
                  limits: Optional[Limits] = None, deployment: Any = None,
                  default_timezone: Optional[str] = None, fold_accents: Optional[bool] = None,
                  max_attempts: int = MAX_ATTEMPTS, base_delay: float = BASE_DELAY,
-                 flush_seconds: float = 0.2,
+                 consent_months: Optional[int] = None, flush_seconds: float = 0.2,
                  flush_rows: int = 200, poll_seconds: float = 0.5, idle_seconds: float = 5.0,
                  rng: Callable[[], float] = random.random,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic,
+                 lease_margin: Optional[float] = None) -> None:
         """``senders`` maps a provider ("twilio", "telegram") or a channel ("sms",
-        "telegram") to its sender. ``limits`` default to the deployment's rates."""
+        "telegram") to its sender. ``limits`` default to the deployment's rates, and
+        ``consent_months`` to its ``campaigns.consent_months`` (12 without a deployment).
+        ``lease_margin``: a row is not sent once its lease, as this dispatcher last took or
+        renewed it, has less than this left (default a tenth of ``lease_seconds``, at most
+        5 s: the request's way to the provider, and the clocks' difference between hosts)."""
         if lease_seconds <= 0 or batch < 1 or max_attempts < 1:
             raise ValueError("lease_seconds, batch and max_attempts must be positive")
+        if lease_margin is None:
+            lease_margin = min(5.0, lease_seconds / 10)
+        if not 0 <= lease_margin < lease_seconds:
+            raise ValueError("lease_margin must be at least 0 and below lease_seconds")
         self._sessions = sessions
         self._subscribers = subscribers
         self._clock = clock
         self.lease = dt.timedelta(seconds=lease_seconds)
         self.lease_seconds = lease_seconds
+        self.lease_margin = lease_margin
+        self.owner = uuid.uuid4().hex  # this run's id in outbox.lease_owner (new for each run)
         self.batch = min(batch, CLAIM_MAX)
         self.limits = limits or Limits.of(deployment)
         cover = getattr(deployment, "human_cover", None)
@@ -274,6 +327,8 @@ class Dispatcher:
                              else getattr(sms_settings, "fold_accents", True))
         self.max_attempts = max_attempts
         self.base_delay = base_delay
+        campaign_settings = getattr(deployment, "campaigns", None) or CampaignSettings()
+        self.consent_months = int(consent_months or campaign_settings.consent_months)
         self.flush_seconds = flush_seconds
         self.flush_rows = flush_rows
         self.poll_seconds = poll_seconds
@@ -300,9 +355,12 @@ class Dispatcher:
         self._countries: dict[str, Optional[str]] = {}
         self._approved: Counter = Counter()  # subscriber id -> sends approved, not yet written
         self._writes: list[dict] = []
-        self._written_subscribers: list[Optional[int]] = []
+        self._written: list[tuple[Optional[int], Optional[str]]] = []  # (approved, counted)
+        self._lost_unlogged = 0
         self._releases: list[int] = []
         self._removals: list[int] = []
+        self._expirations: list[int] = []  # subscribers whose consent ran out, to delete
+        self._expired_at: Optional[dt.datetime] = None  # the claim that found the latest
         self._stopping = False
         self.stop_requested = False
         self._changed: Optional[asyncio.Event] = None
@@ -336,6 +394,7 @@ class Dispatcher:
         self._flush_lock = asyncio.Lock()
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="dispatch-db")
         self.stats = DispatchStats(started=self._monotonic())
+        self.owner = uuid.uuid4().hex
         flusher: Optional[asyncio.Task] = None
         try:
             self._scope = None if campaign is None else await self._db(self._campaign_id, campaign)
@@ -366,7 +425,8 @@ class Dispatcher:
         while not self._stopping:
             now = self._monotonic()
             if now >= next_takeback:
-                await self._takeback()
+                if await self._takeback():  # rows of this run's among them? (it froze)
+                    next_renew = now  # the renewal drops those before anything is claimed
                 next_takeback = now + max(1.0, self.lease_seconds / 2)
             if now >= next_renew:
                 await self._renew()
@@ -416,8 +476,9 @@ class Dispatcher:
         wanted = min(wanted, self.batch)
         if wanted <= 0:
             return 0
-        now = self._clock()
-        rows, context = await self._db(self._db_claim, lane.channels, wanted, now, now + self.lease)
+        now, started = self._clock(), self._monotonic()  # the lease counts from before the claim
+        lease_until = now + self.lease
+        rows, context = await self._db(self._db_claim, lane.channels, wanted, now, lease_until)
         for campaign_id, text in context.campaigns.items():
             try:
                 self._definitions[campaign_id] = CampaignDefinition.from_json(text)
@@ -426,14 +487,18 @@ class Dispatcher:
                              campaign_id)
                 self._definitions[campaign_id] = None
         self._countries.update(context.countries)
+        if context.expired:
+            self._expirations.extend(sorted(context.expired))
+            self._expired_at = now
         for row in rows:
-            self._prepare(lane, row, context, now)
+            self._prepare(lane, row, context, now, started + self.lease_seconds, lease_until)
         return len(rows)
 
-    def _prepare(self, lane: _Lane, row: Sequence, context: _Context, now: dt.datetime) -> None:
+    def _prepare(self, lane: _Lane, row: Sequence, context: _Context, now: dt.datetime,
+                 held_until: float, lease_until: dt.datetime) -> None:
         (row_id, campaign_id, subscriber_id, channel, language, key, attempts, next_at) = row
         item = _Item(row_id, campaign_id, subscriber_id, channel, language, key, attempts,
-                     _aware(next_at))
+                     _aware(next_at), held_until=held_until, lease_until=lease_until)
         lane.outstanding[item.id] = item
         definition = self._definitions.get(campaign_id)
         if definition is None:
@@ -448,7 +513,7 @@ class Dispatcher:
             address: Optional[str] = post.chat
         else:
             subscriber = context.subscribers.get(subscriber_id) if subscriber_id else None
-            if subscriber is None:
+            if subscriber is None:  # unsubscribed, erased, removed, or the consent ran out
                 self._finish(lane, item, "opted_out")
                 return
             area, token = subscriber
@@ -477,7 +542,7 @@ class Dispatcher:
         item.address, item.text, item.definition, item.zone = address, text, definition, zone
         if subscriber_id is not None:
             self._approved[subscriber_id] += 1
-        task = asyncio.ensure_future(self._deliver(lane, item))
+        task = item.task = asyncio.ensure_future(self._deliver(lane, item))
         lane.tasks[task] = item
         task.add_done_callback(lambda done: lane.tasks.pop(done, None))
 
@@ -514,6 +579,9 @@ class Dispatcher:
             await lane.bucket.acquire()
             if self._stopping:
                 return  # given back by _finish_run
+            if not self._holds(item):  # frozen past the lease (or taken back): not ours to send
+                self._drop(lane, item)
+                return
             now = self._clock()
             if item.definition is not None and not item.definition.in_window(now, item.zone):
                 self._approved_done(item)  # the window closed while it waited (a 429 pause)
@@ -533,6 +601,17 @@ class Dispatcher:
             outcome = Outcome(RETRY, code="error")
         self._outcome(lane, item, outcome)
 
+    def _holds(self, item: _Item) -> bool:
+        """Whether the row's lease, as this dispatcher last took or renewed it, still has more
+        than the margin left, on the monotonic clock (a wall clock set back) and on the clock
+        the leases are written with (the one other dispatchers take rows back by)."""
+        if item.lost:
+            return False
+        if self._monotonic() > item.held_until - self.lease_margin:
+            return False
+        return (item.lease_until is None
+                or self._clock() < item.lease_until - dt.timedelta(seconds=self.lease_margin))
+
     def _outcome(self, lane: _Lane, item: _Item, outcome: Outcome) -> None:
         attempts = item.attempts + 1
         now = self._clock()
@@ -550,12 +629,12 @@ class Dispatcher:
                 self._finish(lane, item, "failed", attempts=attempts, error=code)
             else:
                 delay = backoff(attempts, outcome.retry_after, self._rng, self.base_delay)
-                self.stats.retried += 1
+                self.stats.retried += 0 if item.lost else 1
                 self._finish(lane, item, "pending", attempts=attempts,
                              next_at=now + dt.timedelta(seconds=delay), error=code)
         elif outcome.kind == GONE:
             self._finish(lane, item, "failed", attempts=attempts, error=code)
-            if item.subscriber_id is not None:
+            if item.subscriber_id is not None and not item.lost:
                 self._removals.append(item.subscriber_id)
         elif outcome.kind == REFUSED:
             self._finish(lane, item, "failed", attempts=attempts, error=code)
@@ -574,17 +653,22 @@ class Dispatcher:
     def _finish(self, lane: _Lane, item: _Item, state: str, attempts: Optional[int] = None,
                 next_at: Optional[dt.datetime] = None, sent_at: Optional[dt.datetime] = None,
                 ref: Optional[str] = None, error: Optional[str] = None, count: bool = True) -> None:
+        if item.lost:  # dropped while its request was under way: the outcome is not ours
+            item.phase = "done"
+            return
         item.phase = "done"
-        lane.outstanding.pop(item.id, None)
+        lane.forget(item)
         self._writes.append({
             "b_id": item.id, "b_state": state,
             "b_attempts": item.attempts if attempts is None else attempts,
             "b_next": next_at or item.next_attempt_at, "b_sent_at": sent_at, "b_ref": ref,
-            "b_error": error})
-        self._written_subscribers.append(
-            item.subscriber_id if item.address and item.subscriber_id is not None else None)
-        if count and state in ("sent", "failed", "opted_out"):
-            setattr(self.stats, state, getattr(self.stats, state) + 1)
+            "b_error": error, "b_owner": self.owner})
+        counted = state if count and state in ("sent", "failed", "opted_out") else None
+        self._written.append(
+            (item.subscriber_id if item.address and item.subscriber_id is not None else None,
+             counted))
+        if counted:
+            setattr(self.stats, counted, getattr(self.stats, counted) + 1)
         if self._flush_now is not None and len(self._writes) >= self.flush_rows:
             self._flush_now.set()
         if self._changed is not None:
@@ -592,9 +676,27 @@ class Dispatcher:
 
     def _release(self, lane: _Lane, item: _Item) -> None:
         item.phase = "done"
-        lane.outstanding.pop(item.id, None)
-        self._releases.append(item.id)
+        lane.forget(item)
+        if not item.lost:
+            self._releases.append(item.id)
         self._approved_done(item)
+        if self._changed is not None:
+            self._changed.set()
+
+    def _drop(self, lane: _Lane, item: _Item, cancel: bool = False) -> None:
+        """The row is no longer this dispatcher's (its lease ran out or another dispatcher took
+        it back): not sent if not yet sent, and nothing written for it (``stats.lost``)."""
+        if item.lost:
+            return
+        item.lost = True
+        if item.phase != "sending":  # a request under way finishes; its outcome is dropped
+            item.phase = "done"
+            if cancel and item.task is not None:
+                item.task.cancel()
+        lane.forget(item)
+        self._approved_done(item)
+        self.stats.lost += 1
+        self._lost_unlogged += 1
         if self._changed is not None:
             self._changed.set()
 
@@ -626,18 +728,32 @@ class Dispatcher:
         assert self._flush_lock is not None
         async with self._flush_lock:
             writes, self._writes = self._writes, []
-            written, self._written_subscribers = self._written_subscribers, []
+            written, self._written = self._written, []
             releases, self._releases = self._releases, []
             removals, self._removals = self._removals, []
+            expirations, self._expirations = self._expirations, []
             if writes or releases:
                 try:
-                    await self._db(self._db_write, writes, releases)
+                    lost = await self._db(self._db_write, writes, releases)
                 except Exception:
-                    self._writes[:0], self._written_subscribers[:0] = writes, written
+                    self._writes[:0], self._written[:0] = writes, written
                     self._releases[:0], self._removals[:0] = releases, removals
+                    self._expirations[:0] = expirations
                     raise
-                self.stats.released += len(releases)
-            for subscriber_id in written:
+                if lost:  # taken back by another dispatcher before the outcome was written
+                    for write, (_, counted) in zip(writes, written):
+                        if write["b_id"] in lost and counted:
+                            setattr(self.stats, counted, getattr(self.stats, counted) - 1)
+                    self.stats.lost += len(lost)
+                    self._lost_unlogged += len(lost)
+                self.stats.released += sum(1 for i in releases if i not in lost)
+            if self._lost_unlogged:
+                logger.warning("dispatch: %d messages no longer held by this dispatcher (their "
+                               "lease ran out: it was paused or too slow) were dropped unsent or "
+                               "unrecorded; the dispatcher that took them back sends them",
+                               self._lost_unlogged)
+                self._lost_unlogged = 0
+            for subscriber_id, _ in written:
                 if subscriber_id is not None:
                     self._approved[subscriber_id] -= 1
                     if self._approved[subscriber_id] <= 0:
@@ -645,19 +761,32 @@ class Dispatcher:
             for subscriber_id in removals:
                 if await self._db(self._subscribers.remove_id, subscriber_id):
                     self.stats.removed += 1
+            if expirations:  # one DELETE, the consent compared again in it
+                self.stats.expired += await self._db(
+                    self._subscribers.expire, self.consent_months, expirations,
+                    self._expired_at or self._clock())
         if progress is not None and (writes or releases):
             progress(self.stats)
 
-    async def _takeback(self) -> None:
+    async def _takeback(self) -> int:
         taken = await self._db(self._db_takeback, self._clock())
         if taken:
             self.stats.taken_back += taken
             logger.info("dispatch: %d messages of an interrupted dispatcher taken back", taken)
+        return taken
 
     async def _renew(self) -> None:
-        ids = [i for lane in self.lanes.values() for i in lane.outstanding]
-        if ids:
-            await self._db(self._db_renew, ids, self._clock() + self.lease)
+        """Renews the lease of the rows this run still holds; drops those it no longer holds."""
+        held = [(lane, item) for lane in self.lanes.values() for item in lane.outstanding.values()]
+        if not held:
+            return
+        started, lease_until = self._monotonic(), self._clock() + self.lease
+        owned = await self._db(self._db_renew, [item.id for _, item in held], lease_until)
+        for lane, item in held:
+            if item.id in owned:
+                item.held_until, item.lease_until = started + self.lease_seconds, lease_until
+            elif lane.outstanding.get(item.id) is item:  # not finished (nor dropped) meanwhile
+                self._drop(lane, item, cancel=True)
 
     async def _finish_run(self, flusher: Optional[asyncio.Task],
                           progress: Optional[Callable[[DispatchStats], Any]]) -> None:
@@ -765,20 +894,20 @@ class Dispatcher:
                 if ids:
                     rows = session.execute(
                         sa.update(OUTBOX).where(OUTBOX.c.id.in_(ids), OUTBOX.c.state == "pending")
-                        .values(state="sending", lease_until=lease_until)
+                        .values(state="sending", lease_until=lease_until, lease_owner=self.owner)
                         .returning(*self._COLUMNS)).all()
             else:
                 # SQLite: a write first takes the database's single write lock for the whole
                 # transaction, so nobody else can claim between the SELECT and the UPDATE.
-                session.execute(sa.update(OUTBOX).where(OUTBOX.c.id == -1)
-                                .values(state=OUTBOX.c.state))
+                _lock_sqlite(session)
                 ids = list(session.execute(sa.select(OUTBOX.c.id).where(*due)
                                            .order_by(OUTBOX.c.next_attempt_at)
                                            .limit(wanted)).scalars())
                 rows = []
                 if ids:
                     session.execute(sa.update(OUTBOX).where(OUTBOX.c.id.in_(ids))
-                                    .values(state="sending", lease_until=lease_until))
+                                    .values(state="sending", lease_until=lease_until,
+                                            lease_owner=self.owner))
                     rows = session.execute(sa.select(*self._COLUMNS)
                                            .where(OUTBOX.c.id.in_(ids))).all()
             rows = sorted(rows, key=lambda r: r[0])
@@ -790,10 +919,15 @@ class Dispatcher:
         context = _Context({}, {}, {}, {})
         if rows:
             if subscriber_ids:
-                for sid, area, token in session.execute(
-                        sa.select(SUBSCRIBERS.c.id, SUBSCRIBERS.c.area, SUBSCRIBERS.c.address)
+                cutoff = consent_cutoff(now, self.consent_months)
+                for sid, area, token, consented_at in session.execute(
+                        sa.select(SUBSCRIBERS.c.id, SUBSCRIBERS.c.area, SUBSCRIBERS.c.address,
+                                  SUBSCRIBERS.c.consented_at)
                         .where(SUBSCRIBERS.c.id.in_(subscriber_ids))):
-                    context.subscribers[sid] = (area, token)
+                    if _aware(consented_at) < cutoff:
+                        context.expired.add(sid)  # opted out; deleted at the next flush
+                    else:
+                        context.subscribers[sid] = (area, token)
                 for sid, sent_at in session.execute(
                         sa.select(OUTBOX.c.subscriber_id, OUTBOX.c.sent_at)
                         .where(OUTBOX.c.subscriber_id.in_(subscriber_ids),
@@ -812,54 +946,98 @@ class Dispatcher:
                     .where(CAMPAIGNS.c.id.in_(campaign_ids))).all())
         return context
 
+    # only over a row this run still holds: never over a final state, nor over a row another
+    # dispatcher took back (or holds now)
     _WRITE = (sa.update(OUTBOX)
-              .where(OUTBOX.c.id == sa.bindparam("b_id"),  # never over a final state
-                     sa.or_(OUTBOX.c.state == "pending", OUTBOX.c.state == "sending"))
+              .where(OUTBOX.c.id == sa.bindparam("b_id"), OUTBOX.c.state == "sending",
+                     OUTBOX.c.lease_owner == sa.bindparam("b_owner"))
               .values(state=sa.bindparam("b_state"), attempts=sa.bindparam("b_attempts"),
                       next_attempt_at=sa.bindparam("b_next"), lease_until=None,
-                      sent_at=sa.bindparam("b_sent_at"), provider_ref=sa.bindparam("b_ref"),
-                      error=sa.bindparam("b_error")))
+                      lease_owner=None, sent_at=sa.bindparam("b_sent_at"),
+                      provider_ref=sa.bindparam("b_ref"), error=sa.bindparam("b_error")))
 
-    def _db_write(self, writes: list[dict], releases: list[int]) -> None:
+    def _mine(self, ids: Sequence[int]) -> tuple:
+        """The conditions of this run's rows among ``ids``: still ``sending``, its owner id."""
+        return (OUTBOX.c.id.in_(ids), OUTBOX.c.state == "sending",
+                OUTBOX.c.lease_owner == self.owner)
+
+    def _db_write(self, writes: list[dict], releases: list[int]) -> set[int]:
+        """Writes the outcomes and gives the released rows back, each only if this run still
+        holds its row; returns the ids of those it no longer held (nothing written for them)."""
+        ids = [w["b_id"] for w in writes] + releases
         for attempt in range(5):
             try:
                 with self._sessions.begin() as session:
+                    # which rows are still ours, locked until the commit (PostgreSQL: FOR
+                    # UPDATE; SQLite: the database's write lock), so that none is taken back
+                    # between this and the writes
+                    if self._dialect == "postgresql":
+                        owned: set[int] = set()
+                        for start in range(0, len(ids), CLAIM_MAX):
+                            owned.update(session.execute(
+                                sa.select(OUTBOX.c.id)
+                                .where(*self._mine(ids[start:start + CLAIM_MAX]))
+                                .order_by(OUTBOX.c.id).with_for_update()).scalars())
+                    else:
+                        _lock_sqlite(session)
+                        owned = self._db_owned(session, ids)
+                    if len(owned) < len(ids):
+                        writes = [w for w in writes if w["b_id"] in owned]
+                        releases = [i for i in releases if i in owned]
+                    # the writes keep their conditions: a row is never written over unless ours
                     if writes and not (self._psycopg2 and _write_from_values(session, writes)):
                         session.execute(self._WRITE, writes)
                     for start in range(0, len(releases), CLAIM_MAX):
                         session.execute(
-                            sa.update(OUTBOX)
-                            .where(OUTBOX.c.id.in_(releases[start:start + CLAIM_MAX]),
-                                   OUTBOX.c.state == "sending")
-                            .values(state="pending", lease_until=None))
-                return
+                            sa.update(OUTBOX).where(*self._mine(releases[start:start + CLAIM_MAX]))
+                            .values(state="pending", lease_until=None, lease_owner=None))
+                return set(ids) - owned
             except sa.exc.OperationalError:
                 if attempt == 4:
                     raise
                 time.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _db_owned(self, session: Session, ids: Sequence[int]) -> set[int]:
+        owned: set[int] = set()
+        for start in range(0, len(ids), CLAIM_MAX):
+            owned.update(session.execute(sa.select(OUTBOX.c.id)
+                                         .where(*self._mine(ids[start:start + CLAIM_MAX])))
+                         .scalars())
+        return owned
 
     def _db_takeback(self, now: dt.datetime) -> int:
         with self._sessions.begin() as session:
             result = session.execute(
                 sa.update(OUTBOX).where(OUTBOX.c.state == "sending", OUTBOX.c.lease_until < now)
-                .values(state="pending", lease_until=None))
+                .values(state="pending", lease_until=None, lease_owner=None))
             return result.rowcount or 0
 
-    def _db_renew(self, ids: list[int], lease_until: dt.datetime) -> None:
+    def _db_renew(self, ids: list[int], lease_until: dt.datetime) -> set[int]:
+        """Renews the lease of the rows among ``ids`` this run still holds (``sending`` under
+        its owner id) and returns their ids, read in the same transaction after the update
+        (SQLAlchemy 1.4 has no RETURNING on SQLite): the others were taken back."""
         with self._sessions.begin() as session:
             for start in range(0, len(ids), CLAIM_MAX):
-                session.execute(sa.update(OUTBOX)
-                                .where(OUTBOX.c.id.in_(ids[start:start + CLAIM_MAX]),
-                                       OUTBOX.c.state == "sending")
+                session.execute(sa.update(OUTBOX).where(*self._mine(ids[start:start + CLAIM_MAX]))
                                 .values(lease_until=lease_until))
+            return self._db_owned(session, ids)
 
 
-_WRITE_KEYS = ("b_id", "b_state", "b_attempts", "b_next", "b_sent_at", "b_ref", "b_error")
+def _lock_sqlite(session: Session) -> None:
+    """Takes SQLite's one write lock for the rest of the transaction (a write that changes
+    nothing), so that no other process writes between what this transaction reads and writes."""
+    session.execute(sa.update(OUTBOX).where(OUTBOX.c.id == -1).values(state=OUTBOX.c.state))
+
+
+_WRITE_KEYS = ("b_id", "b_state", "b_attempts", "b_next", "b_sent_at", "b_ref", "b_error",
+               "b_owner")
 _WRITE_FROM_VALUES = (
     "UPDATE outbox SET state = v.state, attempts = v.attempts, next_attempt_at = v.next_at, "
-    "lease_until = NULL, sent_at = v.sent_at, provider_ref = v.ref, error = v.error "
-    "FROM (VALUES %s) AS v (id, state, attempts, next_at, sent_at, ref, error) "
-    "WHERE outbox.id = v.id AND outbox.state IN ('pending', 'sending')")
+    "lease_until = NULL, lease_owner = NULL, sent_at = v.sent_at, provider_ref = v.ref, "
+    "error = v.error "
+    "FROM (VALUES %s) AS v (id, state, attempts, next_at, sent_at, ref, error, owner) "
+    "WHERE outbox.id = v.id AND outbox.state = 'sending' AND outbox.lease_owner = v.owner")
 
 
 def _write_from_values(session: Session, writes: list[dict]) -> bool:
@@ -874,7 +1052,7 @@ def _write_from_values(session: Session, writes: list[dict]) -> bool:
     try:
         execute_values(cursor, _WRITE_FROM_VALUES,
                        [tuple(w[k] for k in _WRITE_KEYS) for w in writes],
-                       template="(%s, %s, %s, %s::timestamptz, %s::timestamptz, %s, %s)",
+                       template="(%s, %s, %s, %s::timestamptz, %s::timestamptz, %s, %s, %s)",
                        page_size=CLAIM_MAX)
     finally:
         cursor.close()

@@ -1,4 +1,4 @@
-"""Tables of the awareness campaigns (migration 0006, never ``create_all``).
+"""Tables of the awareness campaigns (migrations 0006 and 0007, never ``create_all``).
 
 - ``subscribers``: people who said yes to receiving safety messages. The pseudonymous
   conversation id, channel (sms, telegram), language, coarse area code, when they consented,
@@ -13,8 +13,13 @@
 - ``outbox``: one message of a campaign to one subscriber (or to an NGO's Telegram channel),
   with an idempotency key (a hash of campaign and recipient: queuing twice never sends twice),
   its state (pending, sending, sent, failed, opted_out), attempts, when to try next, the
-  sending lease of the dispatcher that took it, the provider's message id and a short error
-  code. No text (the campaign has it) and no address (the subscriber has it).
+  sending lease (``lease_until``, and ``lease_owner``: the random id of the dispatcher run
+  that claimed it, cleared when the row is taken back, given back or written), the provider's
+  message id and a short error code. No text (the campaign has it) and no address (the
+  subscriber has it). A dispatcher renews, writes and gives back only the rows still
+  ``sending`` under its own id, so one that was frozen past its lease never overwrites the
+  dispatcher that took its rows back; what the owner cannot prevent is a request already on
+  its way when the freeze began (``bot.campaigns.dispatch``: "Exactly once").
 """
 
 from __future__ import annotations
@@ -68,6 +73,7 @@ class OutboxMessage(Base):
     attempts = sa.Column(sa.Integer, nullable=False, default=0)
     next_attempt_at = sa.Column(sa.DateTime(timezone=True), nullable=False)
     lease_until = sa.Column(sa.DateTime(timezone=True), nullable=True)
+    lease_owner = sa.Column(sa.String(32), nullable=True)  # the holding dispatcher run's id
     sent_at = sa.Column(sa.DateTime(timezone=True), nullable=True)
     provider_ref = sa.Column(sa.String(64), nullable=True)
     error = sa.Column(sa.String(40), nullable=True)

@@ -11,6 +11,7 @@ from bot.settings import Settings
 # A bot message carrying this in its metadata asks the channel to attach the conversation's
 # address to the subscriber who just consented (the action server never sees addresses).
 ATTACH = {"subscription": "attach"}
+UNSUBSCRIBE = "/unsubscribe"
 
 
 def subscribers_for(url: str, settings: Optional[Settings] = None) -> Optional[Subscribers]:
@@ -34,3 +35,19 @@ async def attach_address(conversation_id: str, address: str) -> bool:
     if subscribers is None:
         return False
     return await asyncio.to_thread(subscribers.attach, conversation_id, address)
+
+
+async def ends_subscription(conversation_id: str, text: str) -> bool:
+    """For a channel where a typed word is not an opt-out of the provider (Telegram): whether
+    ``text`` is only a stop word (``channels/sms_keywords.yml``) and the conversation receives
+    the campaigns. Anyone else saying "stop" means the questions (the NLU's ``stop``)."""
+    import asyncio
+
+    from channels.sms_keywords import load_keywords
+
+    if load_keywords().payload(text) != UNSUBSCRIBE:
+        return False
+    subscribers = await asyncio.to_thread(subscribers_for, Settings.from_env().database_url)
+    if subscribers is None:
+        return False
+    return await asyncio.to_thread(subscribers.get, conversation_id) is not None

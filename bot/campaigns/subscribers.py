@@ -10,10 +10,19 @@ the reply route holds the address) then ``attach``es the address, encrypted, in 
 ``remove`` (unsubscribe, STOP, a permanent delivery failure) and ``erase`` (quick exit, forget
 me) delete the row with its address at once. The idle purge of conversations does not touch
 subscribers: their consent outlives the conversation.
+
+A consent lasts the deployment's ``campaigns.consent_months``, in calendar months: given on
+15 March for 12 months, it lasts until 15 March a year later (a day past the end of a shorter
+month is clamped to its last day: 31 January + 1 month = 28 or 29 February). ``consent``
+again (the person asks to subscribe while subscribed) renews it from that moment.
+``expired`` says whether a subscriber's consent has run out; ``expire`` deletes every such
+subscriber with the address (``helpline purge``), and the dispatcher does the same for the
+recipients of the messages it claims (``consent_cutoff`` is the instant both compare with).
 """
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 from dataclasses import dataclass
 from typing import Callable, Iterable, Optional
@@ -29,6 +38,26 @@ LANGUAGES = ("en", "fr", "ar", "es")
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
+
+
+def add_months(moment: dt.datetime, months: int) -> dt.datetime:
+    """``moment`` moved by ``months`` calendar months (negative: back), the day clamped to
+    the last of the month it lands in; the time of day and time zone are kept."""
+    index = moment.year * 12 + (moment.month - 1) + months
+    year, month = divmod(index, 12)
+    month += 1
+    last_day = calendar.monthrange(year, month)[1]
+    return moment.replace(year=year, month=month, day=min(moment.day, last_day))
+
+
+def consent_cutoff(now: dt.datetime, months: int) -> dt.datetime:
+    """The instant (UTC) before which a consent given has expired at ``now``: ``now`` less
+    ``months`` calendar months. A consent given exactly then is still valid."""
+    if months < 1:
+        raise ValueError(f"consent lasts at least a month, got {months!r}")
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=dt.timezone.utc)
+    return add_months(now.astimezone(dt.timezone.utc), -months)
 
 
 class SubscriberError(ValueError):
@@ -54,6 +83,14 @@ class SubscriberView:
             consented = consented.replace(tzinfo=dt.timezone.utc)
         return cls(row.id, row.conversation_id, row.channel, row.language, row.area, consented,
                    row.address is not None)
+
+    def expires_at(self, months: int) -> dt.datetime:
+        """When this consent runs out (``months`` calendar months after it was given)."""
+        return add_months(self.consented_at, months)
+
+    def expired(self, months: int, now: dt.datetime) -> bool:
+        """Whether the consent is older than ``months`` months at ``now``."""
+        return self.consented_at < consent_cutoff(now, months)
 
 
 class Subscribers:
@@ -112,6 +149,29 @@ class Subscribers:
         import asyncio
 
         await asyncio.to_thread(self.remove, conversation_id)
+
+    def expired(self, subscriber: SubscriberView, months: int) -> bool:
+        """Whether ``subscriber``'s consent is older than ``months`` months now."""
+        return subscriber.expired(months, self._clock())
+
+    def expire(self, months: int, ids: Optional[Iterable[int]] = None,
+               now: Optional[dt.datetime] = None) -> int:
+        """Deletes the subscribers (rows and encrypted addresses) whose consent is older than
+        ``months`` calendar months at ``now`` (default: the clock); ``ids``: only among these
+        (the dispatcher's). Returns how many. The comparison is made in the DELETE itself, so
+        a consent renewed meanwhile is kept."""
+        cutoff = consent_cutoff(now or self._clock(), months)
+        with self._sessions.begin() as session:
+            condition = Subscriber.consented_at < cutoff
+            if ids is None:
+                return session.execute(sa.delete(Subscriber).where(condition)).rowcount or 0
+            wanted, count = sorted(set(ids)), 0
+            for start in range(0, len(wanted), 500):  # short IN lists for SQLite
+                count += session.execute(
+                    sa.delete(Subscriber).where(condition,
+                                                Subscriber.id.in_(wanted[start:start + 500]))
+                ).rowcount or 0
+            return count
 
     def get(self, conversation_id: str) -> Optional[SubscriberView]:
         with self._sessions() as session:

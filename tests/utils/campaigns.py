@@ -25,10 +25,16 @@ from bot.campaigns.subscribers import Subscribers
 from bot.storage import make_engine, session_factory, upgrade
 
 NOW = dt.datetime(2026, 11, 26, 10, 0, tzinfo=dt.timezone.utc)  # a Thursday
-TEXTS = {"en": "Real jobs never ask you to pay a fee. Reply HELP to talk to us.",
-         "fr": "Un vrai emploi ne demande jamais de payer. Repondez AIDE pour nous parler.",
-         "ar": "الوظيفة الحقيقية لا تطلب منك دفع رسوم. أرسل مساعدة للتحدث معنا.",
-         "es": "Un empleo real nunca pide pagar. Responde AYUDA para hablar con nosotros."}
+# each says how to stop as bot.campaigns.definition requires (STOP or the language's word on
+# SMS, /stop on Telegram)
+TEXTS = {"en": "Real jobs never ask you to pay a fee. Reply HELP to talk to us, STOP or /stop "
+               "to end.",
+         "fr": "Un vrai emploi ne demande jamais de payer. Repondez AIDE pour nous parler, STOP "
+               "ou /stop pour arreter.",
+         "ar": "الوظيفة الحقيقية لا تطلب منك دفع رسوم. أرسل مساعدة للتحدث معنا، أو STOP أو /stop "
+               "للإيقاف.",
+         "es": "Un empleo real nunca pide pagar. Responde AYUDA para hablar con nosotros, STOP o "
+               "/stop para salir."}
 
 
 def key_of(name: str, recipient: str) -> str:
@@ -84,8 +90,14 @@ class CampaignDb:
 
     def subscribe(self, count: int, channel: str = "sms", language: str = "en",
                   area: Optional[str] = None, start: int = 0, chunk: int = 5000,
-                  consented_at: dt.datetime = NOW - dt.timedelta(days=30)) -> list[Person]:
-        """Adds ``count`` subscribers on ``channel`` (addresses numbered from ``start``)."""
+                  consented_at: Optional[dt.datetime] = None) -> list[Person]:
+        """Adds ``count`` subscribers on ``channel`` (addresses numbered from ``start``), who
+        consented at ``consented_at`` (default: 30 days before ``NOW`` or before the real
+        time, whichever is earlier, so that tests on the real clock never find their consent
+        expired: ``campaigns.consent_months``)."""
+        if consented_at is None:
+            real = dt.datetime.now(dt.timezone.utc)
+            consented_at = min(NOW, real) - dt.timedelta(days=30)
         table = Subscriber.__table__
         people = []
         rows = []
