@@ -40,7 +40,7 @@ _QUICK_EXIT_URL = re.compile(
 _SMS_KEYS = {"segment_budget", "fold_accents"}
 MAX_SEGMENT_BUDGET = 10
 _CAMPAIGN_KEYS = {"sms_price_per_segment", "currency", "twilio_messages_per_second",
-                  "telegram_messages_per_second", "max_per_week", "consent_months"}
+                  "telegram_messages_per_second", "max_per_week", "daytime", "consent_months"}
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 # Telegram's own limit for a bot: about 30 messages per second overall.
 MAX_TELEGRAM_PER_SECOND = 30
@@ -123,7 +123,9 @@ class CampaignSettings:
     send (what the subscription's consent message promises). ``consent_months``: how long a
     subscriber's yes lasts (calendar months, said in the consent message); after that the
     subscriber and the address are deleted (``helpline purge``, the dispatcher) unless the
-    person asked to subscribe again, which renews it from that day."""
+    person asked to subscribe again, which renews it from that day. ``daytime``: the hours
+    (minutes after midnight, start and end) outside which no campaign may send, in each
+    recipient's local time: the consent message promises "never at night"."""
 
     sms_price_per_segment: Decimal = Decimal("0")
     currency: str = "USD"
@@ -131,6 +133,12 @@ class CampaignSettings:
     telegram_messages_per_second: float = 30.0
     max_per_week: int = 2
     consent_months: int = 12
+    daytime: tuple[int, int] = (8 * 60, 21 * 60)
+
+    @property
+    def daytime_text(self) -> str:
+        (h1, m1), (h2, m2) = divmod(self.daytime[0], 60), divmod(self.daytime[1], 60)
+        return f"{h1:02d}:{m1:02d}-{h2:02d}:{m2:02d}"
 
 
 @dataclass(frozen=True)
@@ -477,7 +485,24 @@ def _campaigns(value: Any, problems: list[str]) -> CampaignSettings:
         problems.append(f"campaigns.consent_months: must be a whole number of months from 1 to "
                         f"{MAX_CONSENT_MONTHS}, got {months!r}")
         months = default.consent_months
-    return CampaignSettings(price, currency, twilio, telegram, cap, months)
+    daytime = _daytime(value.get("daytime"), default.daytime, problems)
+    return CampaignSettings(price, currency, twilio, telegram, cap, months, daytime)
+
+
+def _daytime(value: Any, default: tuple[int, int], problems: list[str]) -> tuple[int, int]:
+    """``campaigns.daytime``: "HH:MM-HH:MM" within one day, at least an hour long."""
+    if value is None:
+        return default
+    match = _RANGE.match(str(value).strip())
+    start = end = 0
+    if match:
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        start, end = h1 * 60 + m1, h2 * 60 + m2
+    if not match or end > 24 * 60 or end - start < 60:
+        problems.append(f"campaigns.daytime: must be the hours campaigns may send in, like "
+                        f"'08:00-21:00' (within one day, an hour at least), got {value!r}")
+        return default
+    return start, end
 
 
 def _rate(section: dict, key: str, default: float, most: Optional[float],

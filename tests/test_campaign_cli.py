@@ -387,6 +387,23 @@ def test_cli_check(helpline, capsys, tmp_path):
                    f"reaches 3 subscribers now\n")
 
 
+def test_cli_commands_delete_subscribers_whose_consent_ran_out(helpline, capsys, tmp_path):
+    """Nobody whose consent ran out (campaigns.consent_months, 12 in the sample) is counted or
+    queued: every campaign command deletes them first, as `helpline purge` does."""
+    cli_subscribers(helpline, tmp_path)
+    long_ago = dt.datetime.now(UTC) - dt.timedelta(days=400)
+    with helpline.begin() as session:
+        session.execute(sa.update(Subscriber).where(Subscriber.conversation_id == "c-1")
+                        .values(consented_at=long_ago))
+    code, out, err = run(capsys, "check", str(SAMPLE_CAMPAIGN))
+    assert code == 0 and "reaches 2 subscribers now" in out
+    assert err == "deleted 1 subscriber(s) whose consent ran out (campaigns.consent_months)\n"
+    with helpline() as session:
+        assert session.execute(sa.select(Subscriber.conversation_id)
+                               .order_by(Subscriber.conversation_id)).scalars().all() == ["c-2", "c-3"]
+    assert run(capsys, "check", str(SAMPLE_CAMPAIGN))[2] == ""  # nothing more to delete
+
+
 def test_cli_check_lists_every_problem_on_stderr(helpline, capsys, tmp_path):
     bad = tmp_path / "bad.yml"
     bad.write_text('name: Bad\ntexts: {en: ""}\nwindow: {start: "25:00", end: "19:00"}\n', "utf-8")
@@ -479,6 +496,7 @@ def test_cli_send_queues_and_sends_with_a_progress_bar(helpline, capsys, tmp_pat
     Telegram (the credentials file as the Rasa server reads it), a progress bar on stderr,
     each subscriber reached once; sending again sends nothing more."""
     from bot.campaigns.cli import progress_bar
+    from tests.utils.campaigns import any_hour_deployment
     from tests.utils.channel_clients import telegram_env, write_credentials
     from tests.utils.fake_telegram import FakeTelegram
     from tests.utils.fake_twilio import FakeTwilio
@@ -491,6 +509,7 @@ def test_cli_send_queues_and_sends_with_a_progress_bar(helpline, capsys, tmp_pat
     always.write_text(SAMPLE_CAMPAIGN.read_text("utf-8").replace(
         'window: {start: "09:00", end: "19:00"}', 'window: {start: "00:00", end: "23:59"}'),
         "utf-8")
+    monkeypatch.setenv("HELPLINE_DEPLOYMENT", str(any_hour_deployment(tmp_path)))
     twilio, telegram = FakeTwilio().start(), FakeTelegram().start()
     try:
         for name, value in telegram_env(telegram).items():

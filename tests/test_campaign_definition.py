@@ -170,6 +170,12 @@ LONG_FR = "Attention aux fausses offres d'emploi. " * 9 + "STOP ou /stop."
     ({"window": {"start": "19:00", "end": "09:00"}},
      "window.end: 09:00 is not after window.start 19:00 (a window is within one day)"),
     ({"window": {"start": "09:00"}}, "window.end: missing"),
+    ({"window": {"start": "06:30", "end": "19:00"}},
+     "window: 06:30-19:00 reaches into the night; subscribers were promised no message outside "
+     "08:00-21:00 (campaigns.daytime, their local time)"),
+    ({"window": {"start": "09:00", "end": "23:59"}},
+     "window: 09:00-23:59 reaches into the night; subscribers were promised no message outside "
+     "08:00-21:00 (campaigns.daytime, their local time)"),
     ({"window": {"start": "09:00", "end": "19:00", "tz": "UTC"}},
      "window.tz: unknown key (expected one of start, end)"),
     ({"window": "09:00-19:00"},
@@ -599,7 +605,13 @@ def test_the_campaigns_section_values(sample_deployment_data):
     ("max_per_week", 0, "campaigns.max_per_week: must be a whole number from 1 to 7, got 0"),
     ("max_per_week", 8, None),
     ("max_per_week", 2.5, None),
-    ("daily_cap", 1, "campaigns.daily_cap: unknown setting (expected one of ['consent_months', 'currency', "
+    ("daytime", "21:00-08:00", "campaigns.daytime: must be the hours campaigns may send in, "
+                               "like '08:00-21:00' (within one day, an hour at least), got "
+                               "'21:00-08:00'"),
+    ("daytime", "09:00-09:30", None),
+    ("daytime", "8-21", None),
+    ("daytime", "00:00-24:30", None),
+    ("daily_cap", 1, "campaigns.daily_cap: unknown setting (expected one of ['consent_months', 'currency', 'daytime', "
                      "'max_per_week', 'sms_price_per_segment', 'telegram_messages_per_second', "
                      "'twilio_messages_per_second'])"),
 ])
@@ -617,7 +629,7 @@ def test_the_campaigns_section_must_be_a_mapping(sample_deployment_data):
     data = copy.deepcopy(sample_deployment_data)
     data["campaigns"] = [1]
     assert deployment_problems(data) == [
-        "campaigns: must be a mapping with consent_months, currency, max_per_week, "
+        "campaigns: must be a mapping with consent_months, currency, daytime, max_per_week, "
         "sms_price_per_segment, "
         "telegram_messages_per_second, twilio_messages_per_second"]
 
@@ -630,6 +642,22 @@ def test_max_per_week_bounds_every_campaigns_cap(sample_deployment_data, gazette
         "cap_per_week: must be a whole number from 1 to 1 (the deployment's "
         "campaigns.max_per_week), got 2"]
     assert parse_campaign(campaign(cap_per_week=None), strict, gazetteer).cap_per_week == 1
+
+
+def test_the_deployments_daytime_bounds_every_window(sample_deployment_data, gazetteer):
+    """The consent message promises "never at night": the deployment says what night is."""
+    data = copy.deepcopy(sample_deployment_data)
+    data["campaigns"] = {"daytime": "07:00-22:30"}
+    wider = parse_deployment(data)
+    assert wider.campaigns.daytime == (7 * 60, 22 * 60 + 30)
+    early = campaign(window={"start": "07:00", "end": "22:30"})
+    assert parse_campaign(early, wider, gazetteer).window_start == dt.time(7)
+    assert problems_of(campaign(window={"start": "06:59", "end": "12:00"}), wider, gazetteer) == [
+        "window: 06:59-12:00 reaches into the night; subscribers were promised no message "
+        "outside 07:00-22:30 (campaigns.daytime, their local time)"]
+    data["campaigns"] = {"daytime": "00:00-24:00"}
+    assert parse_campaign(campaign(window={"start": "00:00", "end": "23:59"}),
+                          parse_deployment(data), gazetteer).window_end == dt.time(23, 59)
 
 
 def test_keys_left_empty_are_missing(tmp_path, deployment, gazetteer):

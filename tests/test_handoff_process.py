@@ -247,10 +247,12 @@ def send_campaign(url: str, folder, fakes, monkeypatch) -> None:
     """``helpline campaign send`` of CAMPAIGN to the fake Twilio and Telegram, with the Rasa
     server's credentials file and database."""
     from bot import cli
+    from tests.utils.campaigns import any_hour_deployment
 
     campaign = folder / "campaign.yml"
     campaign.write_text(CAMPAIGN, encoding="utf-8")
     monkeypatch.setenv("HELPLINE_DATABASE_URL", url)
+    monkeypatch.setenv("HELPLINE_DEPLOYMENT", str(any_hour_deployment(folder)))  # any hour
     for name, value in telegram_env(fakes.telegram).items():  # the file's ${VARS}
         monkeypatch.setenv(name, value)
     assert cli.main(["campaign", "send", str(campaign), "--credentials",

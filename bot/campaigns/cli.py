@@ -11,6 +11,9 @@ Usage:
     helpline campaign status NAME    pending, sending, sent, failed, opted out since; first
                                      and last message sent
 
+Every command first deletes the subscribers whose consent ran out
+(``campaigns.consent_months``), as ``helpline purge`` does, so that no count includes them.
+
 Exit status 0 when done, 2 on bad input (an invalid file, an unknown campaign, an empty
 audience, a changed file under a queued name, a database not migrated); the problems go to
 stderr. Nothing here reads, decrypts or prints an address.
@@ -108,8 +111,13 @@ def opened(settings: Settings, secrets: bool = False) -> Iterator[Context]:
         sessions = session_factory(engine)
         with sessions() as session:
             gazetteer = load_gazetteer(session)
-        yield Context(settings, deployment, engine, sessions, gazetteer,
-                      Subscribers(sessions, fernet))
+        subscribers = Subscribers(sessions, fernet)
+        # a consent that ran out is not an audience: deleted now rather than at the next purge
+        expired = subscribers.expire(deployment.campaigns.consent_months)
+        if expired:
+            print(f"deleted {expired} subscriber(s) whose consent ran out "
+                  f"(campaigns.consent_months)", file=sys.stderr)
+        yield Context(settings, deployment, engine, sessions, gazetteer, subscribers)
     finally:
         engine.dispose()
 

@@ -13,7 +13,8 @@ its field (``texts.fr: 3 SMS segments, the deployment allows 2 (sms.segment_budg
       areas: [NG008]                  # default: everywhere; place codes, admin-1/admin-2
                                       # p-codes or country codes of the gazetteer
       channels: [sms, telegram]       # default: both; [] with telegram_channel: the channel only
-    window: {start: "09:00", end: "19:00"}   # the audience's local time; end after start
+    window: {start: "09:00", end: "19:00"}   # the audience's local time; end after start,
+                                      # within the deployment's campaigns.daytime
     cap_per_week: 2                   # optional, default (and at most) campaigns.max_per_week
     telegram_channel:                 # optional: also post once to the NGO's Telegram channel
       chat: "@example_ngo_channel"
@@ -302,6 +303,8 @@ def parse_campaign(data: Any, deployment: Deployment, places: PlacesLike,
     areas, area_codes = _areas(audience, places, problems)
     channels = _channels(audience, problems)
     window = _window(data["window"], problems) if data.get("window") is not None else None
+    if window is not None:
+        _check_daytime(window, deployment, problems)
     cap = _cap(data, deployment, problems)
     post = _telegram_channel(data.get("telegram_channel"), texts, given, deployment, problems)
     if "channels" in audience and channels == () and post is None:
@@ -481,6 +484,20 @@ def _window(value: Any, problems: list[str]) -> Optional[tuple[dt.time, dt.time]
                         f"(a window is within one day)")
         return None
     return start, end
+
+
+def _check_daytime(window: tuple[dt.time, dt.time], deployment: Deployment,
+                   problems: list[str]) -> None:
+    """The consent message promises "never at night": a window stays within the deployment's
+    ``campaigns.daytime``."""
+    first, last = deployment.campaigns.daytime
+    start = window[0].hour * 60 + window[0].minute
+    end = window[1].hour * 60 + window[1].minute
+    if start < first or end > last:
+        problems.append(f"window: {window[0]:%H:%M}-{window[1]:%H:%M} reaches into the night; "
+                        f"subscribers were promised no message outside "
+                        f"{deployment.campaigns.daytime_text} (campaigns.daytime, their local "
+                        f"time)")
 
 
 def _cap(data: dict, deployment: Deployment, problems: list[str]) -> int:

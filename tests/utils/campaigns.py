@@ -25,6 +25,22 @@ from bot.campaigns.subscribers import Subscribers
 from bot.storage import make_engine, session_factory, upgrade
 
 NOW = dt.datetime(2026, 11, 26, 10, 0, tzinfo=dt.timezone.utc)  # a Thursday
+
+
+def any_hour_deployment(folder: Path) -> Path:
+    """The sample deployment with ``campaigns.daytime`` the whole day, for a test that sends a
+    campaign file (whose window must lie within daytime) at whatever hour it runs."""
+    import yaml
+
+    from bot.settings import PROJECT_ROOT
+
+    data = yaml.safe_load((PROJECT_ROOT / "deploy" / "sample.yml").read_text(encoding="utf-8"))
+    data["campaigns"]["daytime"] = "00:00-24:00"
+    path = Path(folder) / "any-hour-deployment.yml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
 # each says how to stop as bot.campaigns.definition requires (STOP or the language's word on
 # SMS, /stop on Telegram)
 TEXTS = {"en": "Real jobs never ask you to pay a fee. Reply HELP to talk to us, STOP or /stop "
