@@ -43,6 +43,20 @@ def consent_months() -> int:
     return int(getattr(section, "consent_months", 12) or 12)
 
 
+def months_text(language: str, months: int) -> str:
+    """``months`` as the messages' ``{months}`` says it: the number with its noun, which
+    agrees with it (Arabic: شهر واحد, شهرين, 3-10 أشهر, 11 and more شهرًا)."""
+    if language == "fr":
+        return f"{months} mois"
+    if language == "es":
+        return "1 mes" if months == 1 else f"{months} meses"
+    if language == "ar":
+        if months <= 2:
+            return "شهر واحد" if months == 1 else "شهرين"
+        return f"{months} أشهر" if months <= 10 else f"{months} شهرًا"
+    return "1 month" if months == 1 else f"{months} months"
+
+
 class ActionSubscribe(Action):
     """"subscribe": the consent question, the renewal of a subscription, or why it cannot be
     done here."""
@@ -69,10 +83,11 @@ class ActionSubscribe(Action):
                 area = (tracker.get_slot("service_place") or tracker.get_slot("area")
                         or current.area)  # coarse codes only
                 store.consent(tracker.sender_id, current.channel, language, area)  # renewed
-                say(dispatcher, "utter_subscribe_already", language, months=months)
+                say(dispatcher, "utter_subscribe_already", language,
+                    months=months_text(language, months))
                 return [SlotSet("offer", None)]
             say(dispatcher, "utter_subscribe_consent", language, per_week=per_week(),
-                months=months)
+                months=months_text(language, months))
             return [SlotSet("offer", "subscribe")]
         return [SlotSet("offer", None)]
 

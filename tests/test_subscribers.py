@@ -195,6 +195,20 @@ def at(store: Subscribers, moment: dt.datetime) -> Subscribers:
     return Subscribers(store._sessions, store._fernet, clock=lambda: moment)
 
 
+@pytest.mark.parametrize("language, months, text", [
+    ("en", 1, "1 month"), ("en", 12, "12 months"), ("fr", 1, "1 mois"), ("fr", 6, "6 mois"),
+    ("es", 1, "1 mes"), ("es", 24, "24 meses"), ("ar", 1, "شهر واحد"), ("ar", 2, "شهرين"),
+    ("ar", 6, "6 أشهر"), ("ar", 10, "10 أشهر"), ("ar", 11, "11 شهرًا"), ("ar", 12, "12 شهرًا"),
+])
+def test_the_consent_says_its_months_with_the_noun_agreeing(language, months, text):
+    from actions.campaigns import months_text
+    from bot.catalog import load_catalog
+
+    assert months_text(language, months) == text
+    consent = load_catalog().texts[language]["utter_subscribe_consent"]
+    assert "{months}." in consent  # the noun comes with the number, not after it
+
+
 def test_months_are_calendar_months_clamped_to_the_months_end():
     assert add_months(NOW, -12) == dt.datetime(2025, 11, 26, 10, 0, tzinfo=dt.timezone.utc)
     assert add_months(dt.datetime(2026, 3, 31, 8, 30), -1) == dt.datetime(2026, 2, 28, 8, 30)
