@@ -349,7 +349,7 @@ def suppress(table: Table, min_cell: int) -> Table:
 # Output
 
 
-def _title(table: Table) -> str:
+def title(table: Table) -> str:
     dims = " and ".join(table.source.dimensions[d].label.lower() for d in table.by)
     period = ""
     if table.since or table.until:
@@ -360,7 +360,7 @@ def _title(table: Table) -> str:
 def render_text(table: Table) -> str:
     """The table for a terminal."""
     dims = table.source.dimensions
-    lines = [_title(table)]
+    lines = [title(table)]
     if table.two_way:
         header = [f"{dims[table.by[0]].label} \\ {dims[table.by[1]].label}"] + table.cols + ["Total"]
         body = [[r] + [table.text(("cell", r, c)) for c in table.cols] + [table.text(("row", r))]

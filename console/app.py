@@ -1,9 +1,11 @@
 """The console's web application (aiohttp, Jinja2 templates, one same-origin script).
 
 Pages: sign-in, the queue with "my cases", a case, and for supervisors the audit (the cases'
-audit log and the sign-in events). Forms post to the server (the pages work without the
-script); the script only keeps the queue and the transcript live through server-sent events
-(``/events``), which the server builds by reading the database every ``poll_seconds``.
+audit log and the sign-in events) and the figures (``/figures``: the anonymous counts of
+``helpline figures`` at the deployment's ``figures.min_cell``; ``/figures.csv``: the same as an
+HXL-tagged CSV download). Forms post to the server (the pages work without the script); the
+script only keeps the queue and the transcript live through server-sent events (``/events``),
+which the server builds by reading the database every ``poll_seconds``.
 
 Security:
 - every page but sign-in needs a session (pages redirect to ``/sign-in``, the API and the
@@ -29,7 +31,7 @@ import re
 import secrets
 import urllib.parse
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Optional
+from typing import Any, Awaitable, Callable, Optional, Sequence
 
 import aiohttp_jinja2
 import jinja2
@@ -40,8 +42,14 @@ from bot.cases.models import OUTCOMES
 from bot.cases.queue import (
     MAX_MESSAGE_CHARS, AlreadyTaken, CaseError, Cases, CaseView, NotAllowed, utcnow,
 )
+from bot.deployment import SUPPORTED_LANGUAGES, Deployment
+from bot.figures import SOURCES as FIGURES_SOURCES, FiguresError
 from console.audit import KINDS, PAGE_SIZE as AUDIT_PAGE_SIZE, AuditLog, PageOutOfRange
 from console.canned import load_canned
+from console.figures import (
+    SOURCE_NOTES, FiguresReader, csv_filename, dimension_choices, parse_query, to_csv,
+    view as figures_view, web_message,
+)
 from console.relay import Relay, RelayError
 from console.users import SignedIn, SignInRefused, Users
 from console.views import CLOSED_WORDS, OUTCOME_WORDS, Describer
@@ -61,6 +69,7 @@ SIGN_IN_EVENT_DAYS = 90
 USERS = web.AppKey("users", Users)
 CASES = web.AppKey("cases", Cases)
 AUDIT = web.AppKey("audit", AuditLog)
+FIGURES = web.AppKey("figures", FiguresReader)
 RELAY = web.AppKey("relay", Relay)
 CONFIG = web.AppKey("config", object)
 HOUSEKEEPING = web.AppKey("housekeeping", asyncio.Task)
@@ -77,7 +86,9 @@ class Config:
                  places: Optional[Callable[[], Any]] = None,
                  clock: Callable[[], dt.datetime] = utcnow,
                  closed_case_days: Optional[int] = None,
-                 idle_case_hours: Optional[float] = None) -> None:
+                 idle_case_hours: Optional[float] = None,
+                 figures_min_cell: int = Deployment.figures_min_cell,
+                 languages: Sequence[str] = SUPPORTED_LANGUAGES) -> None:
         """
         Args:
             secure_cookies: False only for plain http://127.0.0.1 (tests, a local trial).
@@ -92,6 +103,9 @@ class Config:
             idle_case_hours: when set, open cases with nothing new for this long are closed
                 hourly as expired (the deployment's ``conversation_idle_hours``: their
                 conversation is gone, e.g. expired unseen by a Redis tracker store).
+            figures_min_cell: the deployment's ``figures.min_cell``: the figures page hides
+                every count below it (and what would give one away), as ``helpline figures``.
+            languages: the deployment's languages, in the order the figures list them.
         """
         from bot.services.categories import load_categories
 
@@ -104,6 +118,8 @@ class Config:
         self.clock = clock
         self.closed_case_days = closed_case_days
         self.idle_case_hours = idle_case_hours
+        self.figures_min_cell = figures_min_cell
+        self.languages = tuple(languages)
         self.sign_in_event_days = (closed_case_days if closed_case_days is not None
                                    else SIGN_IN_EVENT_DAYS)
         self.session_cookie = "__Host-console" if secure_cookies else "console"
@@ -126,6 +142,7 @@ def create_app(sessions: "sessionmaker[Session]", fernet, relay: Relay,
     app[USERS] = Users(sessions, clock=config.clock)
     app[CASES] = Cases(sessions, fernet, clock=config.clock)
     app[AUDIT] = AuditLog(sessions)
+    app[FIGURES] = FiguresReader(sessions, config.figures_min_cell, config.languages)
     app[RELAY] = relay
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(str(HERE / "templates")),
                          autoescape=jinja2.select_autoescape(default=True))
@@ -143,6 +160,8 @@ def create_app(sessions: "sessionmaker[Session]", fernet, relay: Relay,
     app.router.add_post("/cases/{number}/transfer", transfer)
     app.router.add_post("/cases/{number}/close", close)
     app.router.add_get("/audit", audit_page)
+    app.router.add_get("/figures", figures_page)
+    app.router.add_get("/figures.csv", figures_csv)
     app.router.add_static("/static/", HERE / "static", append_version=False)
     app.on_startup.append(_start_housekeeping)
     app.on_shutdown.append(_end_streams)
@@ -542,6 +561,69 @@ async def audit_page(request: web.Request, signed: SignedIn) -> web.StreamRespon
         "filtered": any(value and value != "all" for value in form.values()),
     })
     return aiohttp_jinja2.render_template("audit.html", request, context)
+
+
+# -- the figures (supervisors) ----------------------------------------------------------
+
+FIGURES_FORBIDDEN = ("The figures are for supervisors only. Ask a supervisor for the figures "
+                     "your organisation shares.")
+
+
+async def _figures(request: web.Request, signed: SignedIn) -> Any:
+    """The figures asked for by the query: (table, the page's context), or the response to
+    give instead (403 for a caseworker, 400 with the figures form for a bad query)."""
+    if not signed.user.supervisor:
+        return _error_page(request, 403, FIGURES_FORBIDDEN, signed)
+    reader: FiguresReader = request.app[FIGURES]
+    query, form, problems = parse_query(request.query)
+    context: dict[str, Any] = {
+        "signed": signed, "nav": "figures", "form": form, "table": None, "csv": None,
+        "sources": [(name, source.what) for name, source in FIGURES_SOURCES.items()],
+        "dimensions": dimension_choices(), "note": SOURCE_NOTES.get(form["source"]),
+        "min_cell": reader.min_cell,
+    }
+    table = None
+    if not problems:
+        try:
+            table = await asyncio.to_thread(reader.table, query)
+        except FiguresError as exc:
+            problems.append(web_message(exc))
+    if problems:
+        return aiohttp_jinja2.render_template(
+            "figures.html", request, {**context, "error": " ".join(problems)}, status=400)
+    return table, context
+
+
+def _figures_query(form: dict[str, Any]) -> str:
+    """The query of the figures shown, for the CSV link (``by=a,b``; no empty field)."""
+    query = {"source": form["source"], "by": ",".join(d for d in form["by"] if d),
+             "since": form["since"], "until": form["until"]}
+    return urllib.parse.urlencode({k: v for k, v in query.items() if v}, safe=",")
+
+
+@signed_in
+async def figures_page(request: web.Request, signed: SignedIn) -> web.StreamResponse:
+    """The anonymous figures of ``helpline figures`` as a table, for supervisors only."""
+    answer = await _figures(request, signed)
+    if isinstance(answer, web.StreamResponse):
+        return answer
+    table, context = answer
+    context.update({"table": figures_view(table),
+                    "csv": "/figures.csv?" + _figures_query(context["form"])})
+    return aiohttp_jinja2.render_template("figures.html", request, context)
+
+
+@signed_in
+async def figures_csv(request: web.Request, signed: SignedIn) -> web.StreamResponse:
+    """The same figures as a download: the CSV of ``helpline figures --format csv`` (a row of
+    HXL hashtags under the headers), for an NGO to share."""
+    answer = await _figures(request, signed)
+    if isinstance(answer, web.StreamResponse):
+        return answer
+    table, _ = answer
+    return web.Response(
+        text=to_csv(table), content_type="text/csv", charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{csv_filename(table)}"'})
 
 
 # -- the JSON API and the live updates ---------------------------------------------------

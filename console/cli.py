@@ -123,7 +123,9 @@ def serve(settings: Settings, insecure_cookies: bool = False) -> int:
     config = Config(secure_cookies=not insecure_cookies, timezone=deployment.human_cover.timezone,
                     places=directory.get,
                     closed_case_days=deployment.retention.closed_case_days,
-                    idle_case_hours=deployment.retention.conversation_idle_hours)
+                    idle_case_hours=deployment.retention.conversation_idle_hours,
+                    figures_min_cell=deployment.figures_min_cell,
+                    languages=deployment.languages)
     relay = RasaRelay(f"http://127.0.0.1:{settings.rasa_port}", settings.rasa_token)
     app = create_app(session_factory(engine), secrets.fernet(), relay, config)
     print(f"caseworker console: http://{settings.bind}:{settings.console_port}/", flush=True)

@@ -1,6 +1,7 @@
 """The caseworker console's pages measured for accessibility in headless Chromium: labels,
 names, WCAG AA contrast, a visible keyboard focus (tests/utils/accessibility.py), on the pages
-a caseworker and a supervisor use all day, at a laptop's 1366x768 and zoomed to 200 %.
+a caseworker and a supervisor use all day, and the supervisors' figures page, at a laptop's
+1366x768 and zoomed to 200 %.
 The web chat page's own check is in tests/test_browser.py (it needs the Rasa server).
 """
 
@@ -13,6 +14,7 @@ import pytest
 from tests import test_console, test_console_browser
 from tests.test_console import open_case
 from tests.test_console_browser import ConsoleSession, sign_in
+from tests.test_figures import CASES, add_cases
 from tests.utils.accessibility import audit, focus_problems
 
 pytestmark = pytest.mark.slow
@@ -64,6 +66,42 @@ def test_the_consoles_pages_are_labelled_legible_and_keyboard_visible(sessions, 
     assert page.evaluate("document.documentElement.scrollWidth <= innerWidth + 1"), \
         "the case page scrolls sideways at 200 %"
     caseworker.shot("active-case-200")
+
+
+def test_the_figures_page_is_labelled_legible_and_keyboard_visible(sessions, console, world):
+    """The supervisors' figures: the form (selects and date fields) used in the browser, the
+    table with hidden counts and its legend, a refused query's message, and 200 % zoom."""
+    with world.sessions.begin() as session:
+        add_cases(session, CASES)
+    supervisor = sessions()
+    sign_in(supervisor, console, "lead")
+    page = supervisor.page
+    with page.expect_navigation(url=f"{console}/figures"):
+        page.click("nav a:text('Figures')")
+    check(supervisor, "figures")
+    page.select_option("#figures-by", "month")
+    page.select_option("#figures-by2", "level")
+    page.fill("#figures-since", "2026-10-01")
+    with page.expect_navigation(url=re.compile(r"/figures\?.*by=month&by=level")):
+        page.click("button:text('Show the figures')")
+    assert "Cases handed off by month and triage level, 2026-10-01 to now" in \
+        page.locator("#figures caption").inner_text()
+    assert page.locator("#figures-legend").count() == 1  # small counts hidden, explained
+    check(supervisor, "figures-two-way")
+    # a caseworker who zooms the page to 200 %: still legible, the table scrolls in its box
+    page.set_viewport_size({"width": 683, "height": 384})
+    assert audit(page) == [], "figures at 200 %"
+    assert page.evaluate("document.documentElement.scrollWidth <= innerWidth + 1"), \
+        "the figures page scrolls sideways at 200 %"
+    supervisor.shot("figures-200")
+    page.set_viewport_size({"width": 1366, "height": 768})
+    supervisor.expected_statuses.add(400)
+    page.fill("#figures-until", "2026-09-30")
+    with page.expect_navigation(url=re.compile(r"/figures\?.*until=2026-09-30")):
+        page.click("button:text('Show the figures')")
+    assert "Last day 2026-09-30 is before first day 2026-10-01." in \
+        page.locator(".alert.error").inner_text()
+    check(supervisor, "figures-refused")
 
 
 def test_the_audit_finds_each_kind_of_problem(browser):
