@@ -3,8 +3,10 @@
 "subscribe" (JOIN on SMS, /join on Telegram) asks for consent, saying what will come, how
 often (the deployment's ``campaigns.max_per_week``), for how long (``campaigns.consent_months``)
 and how to stop; only a yes records the subscriber (pseudonym, language, coarse area, consent
-time). Asking again while subscribed renews the consent from today (the conversation's
-language and area, else the stored area) and says for how many months; a subscriber whose
+time). Asking again while subscribed (JOIN, also in answer to the reminder that
+``helpline campaign remind`` sends before the end) renews the consent from today (the
+conversation's language and area, else the stored area; the renewed consent gets its own
+reminder) and says for how many months; a subscriber whose
 consent has run out is deleted there and then and asked again, as if new. The action server
 never sees the address: the confirmation carries ``bot.campaigns.service.ATTACH`` in its
 metadata, and the channel, which holds the address in the reply route, stores it encrypted in
@@ -57,6 +59,18 @@ def months_text(language: str, months: int) -> str:
     return "1 month" if months == 1 else f"{months} months"
 
 
+def language_chosen_here(tracker: Tracker) -> bool:
+    """Whether this session set its language (a choice, or detection of what the person
+    wrote) beyond the session start's own setting (the default, or an earlier session's)."""
+    settings = 0
+    for event in reversed(tracker.events):
+        if event.get("event") in ("session_started", "restart"):
+            return settings > 1  # the session start sets it once itself
+        if event.get("event") == "slot" and event.get("name") == "language":
+            settings += 1
+    return settings > 0  # no session start in view: any setting was this conversation's
+
+
 class ActionSubscribe(Action):
     """"subscribe": the consent question, the renewal of a subscription, or why it cannot be
     done here."""
@@ -80,12 +94,17 @@ class ActionSubscribe(Action):
                 store.remove(tracker.sender_id)  # the consent ran out: nothing is kept
                 current = None
             if current is not None and current.reachable:
+                events: List[EventType] = [SlotSet("offer", None)]
+                if not language_chosen_here(tracker):  # a new conversation (JOIN after a
+                    # reminder): the language the person chose before, not the default
+                    language = deployment().language_or_default(current.language)
+                    events.append(SlotSet("language", language))
                 area = (tracker.get_slot("service_place") or tracker.get_slot("area")
                         or current.area)  # coarse codes only
                 store.consent(tracker.sender_id, current.channel, language, area)  # renewed
                 say(dispatcher, "utter_subscribe_already", language,
                     months=months_text(language, months))
-                return [SlotSet("offer", None)]
+                return events
             say(dispatcher, "utter_subscribe_consent", language, per_week=per_week(),
                 months=months_text(language, months))
             return [SlotSet("offer", "subscribe")]

@@ -1,7 +1,8 @@
 """The ``helpline`` command: check the configuration, build the domain, train, chat.
 
 Usage:
-    helpline check            validate settings, deployment file, messages, triage rules
+    helpline check            validate settings, deployment file, messages (the consent
+                              reminder within the SMS budget too), triage rules
     helpline build-domain     regenerate bot/domain/responses.yml from bot/messages/
     helpline train [--force]  train the model unless one exists for the current inputs
     helpline model-path       print the model file for the current inputs
@@ -97,8 +98,9 @@ def check(settings: Settings) -> list[str]:
     from bot.triage import TriageRulesError, load_rules
 
     problems: list[str] = []
+    deployment = catalog = None
     try:
-        load_deployment(settings.deployment_file)
+        deployment = load_deployment(settings.deployment_file)
     except DeploymentError as exc:
         problems.append(str(exc))
     try:
@@ -109,6 +111,12 @@ def check(settings: Settings) -> list[str]:
             )
     except CatalogError as exc:
         problems.append(f"messages: {exc}")
+    if deployment is not None and catalog is not None:
+        # the consent reminder (`helpline campaign remind`): the organisation's name in it must
+        # leave each language's text within sms.segment_budget
+        from bot.campaigns.reminders import reminder_problems
+
+        problems += reminder_problems(deployment, catalog)
     try:
         load_rules()
     except TriageRulesError as exc:
@@ -587,7 +595,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                                 help="cookies without Secure, for plain http on 127.0.0.1 only")
     from bot.campaigns.cli import add_parser as add_campaign_parser
 
-    add_campaign_parser(commands)  # helpline campaign check|preview|queue|status
+    add_campaign_parser(commands)  # helpline campaign check|preview|queue|send|status|remind
     from bot.figures import add_parser as add_figures_parser
 
     add_figures_parser(commands)  # helpline figures [cases|subscribers|messages]

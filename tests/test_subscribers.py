@@ -280,10 +280,26 @@ def test_asking_again_renews_the_consent_and_says_for_how_long(database):
     assert dt.datetime.now(dt.timezone.utc) - view.consented_at < dt.timedelta(minutes=1)
     assert view.area == "ng-maiduguri" and store.address(view.id) == NUMBER  # both kept
     # in French, from a services search elsewhere: the language and the area follow
-    _, dispatcher = run(ActionSubscribe(), tracker(SENDER, intent="subscribe", slots={
-        "language": "fr", "service_place": "ng-jere"}))
+    french = tracker(SENDER, intent="subscribe", slots={"language": "fr",
+                                                        "service_place": "ng-jere"})
+    french.events.insert(0, {"event": "slot", "name": "language", "value": "fr"})  # chosen
+    _, dispatcher = run(ActionSubscribe(), french)
     assert "encore 12 mois à partir d'aujourd'hui" in dispatcher.messages[0]["text"]
     assert (store.get(SENDER).language, store.get(SENDER).area) == ("fr", "ng-jere")
+    # JOIN in a new conversation (after a reminder, the old one purged for idleness): the
+    # session start set the default language, nothing else did, so the subscriber's own
+    new = tracker(SENDER, intent="subscribe")
+    new.events[:0] = [{"event": "session_started"},
+                      {"event": "slot", "name": "language", "value": "en"}]
+    events, dispatcher = run(ActionSubscribe(), new)
+    assert "encore 12 mois à partir d'aujourd'hui" in dispatcher.messages[0]["text"]
+    assert store.get(SENDER).language == "fr"
+    assert {"event": "slot", "timestamp": None, "name": "language", "value": "fr"} in events
+    # ...but English chosen in this session (a second setting after the start's) is kept
+    new.events[2:2] = [{"event": "slot", "name": "language", "value": "en"}]
+    _, dispatcher = run(ActionSubscribe(), new)
+    assert "another 12 months from today" in dispatcher.messages[0]["text"]
+    assert store.get(SENDER).language == "en"
 
 
 def test_an_expired_subscriber_asking_again_is_deleted_and_asked_for_consent(database):

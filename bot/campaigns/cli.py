@@ -10,13 +10,21 @@ Usage:
                                      sent); again: only subscribers who joined since
     helpline campaign status NAME    pending, sending, sent, failed, opted out since; first
                                      and last message sent
+    helpline campaign remind [--days 14] [--credentials credentials.yml] [--send]
+                                     (daily, from cron) queue one reminder to each reachable
+                                     subscriber whose consent ends within --days (1-60) and
+                                     who was not reminded for it yet, in the day's campaign
+                                     consent-reminder-YYYY-MM-DD (bot.campaigns.reminders);
+                                     --send: then send it as ``send`` does, else the running
+                                     dispatcher sends it
 
 Every command first deletes the subscribers whose consent ran out
 (``campaigns.consent_months``), as ``helpline purge`` does, so that no count includes them.
 
 Exit status 0 when done, 2 on bad input (an invalid file, an unknown campaign, an empty
-audience, a changed file under a queued name, a database not migrated); the problems go to
-stderr. Nothing here reads, decrypts or prints an address.
+audience, a changed file under a queued name, a database not migrated, a bad --days, reminder
+texts the deployment cannot send); the problems go to stderr. Nothing here reads, decrypts or
+prints an address: counts only.
 
 ``send`` (queue, then run the dispatcher with a progress bar) is added beside these: it can
 use ``opened(settings)`` and ``load(context, file)`` as ``queue`` does.
@@ -34,13 +42,26 @@ from typing import Any, Iterator
 
 from bot.settings import Settings
 
-ACTIONS = ("check", "preview", "queue", "send", "status")
+ACTIONS = ("check", "preview", "queue", "send", "status", "remind")
+
+
+def _days(text: str) -> int:
+    """``--days``: a whole number from 1 to 60 (argparse's exit 2 and message otherwise)."""
+    import argparse
+
+    from bot.campaigns.reminders import check_days
+
+    try:
+        return check_days(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).replace("--days ", "", 1)) from None
 
 
 def add_parser(commands: Any) -> None:
-    """Adds ``campaign check|preview|queue|send|status`` to the ``helpline`` sub-commands."""
-    parser = commands.add_parser("campaign",
-                                 help="awareness campaigns: check, preview, queue, send, status")
+    """Adds ``campaign check|preview|queue|send|status|remind`` to the ``helpline``
+    sub-commands."""
+    parser = commands.add_parser(
+        "campaign", help="awareness campaigns: check, preview, queue, send, status, remind")
     actions = parser.add_subparsers(dest="campaign_command", required=True)
     for action, text in (("check", "validate a campaign file"),
                          ("preview", "show what a campaign file would send, to whom, at what cost"),
@@ -54,6 +75,17 @@ def add_parser(commands: Any) -> None:
                       help="the providers' credentials (as the Rasa server reads them)")
     send.add_argument("--once", action="store_true",
                       help="send what is due now, leave what waits for the window or the cap")
+    remind = actions.add_parser(
+        "remind", help="queue a reminder to the subscribers whose consent ends soon (daily)")
+    remind.add_argument("--days", type=_days, default=14,
+                        help="remind those whose consent ends within this many days (1-60; "
+                             "default 14)")
+    remind.add_argument("--credentials", default="credentials.yml",
+                        help="with --send: the providers' credentials (as the Rasa server "
+                             "reads them)")
+    remind.add_argument("--send", action="store_true",
+                        help="send the day's reminders now (the dispatcher in this process), "
+                             "rather than leave them to the running dispatcher")
 
 
 class CommandError(Exception):
@@ -138,6 +170,12 @@ def campaign_command(settings: Settings, args: Any) -> int:
         if action == "status":
             with opened(settings) as context:
                 return _status(context, args.name)
+        if action == "remind":
+            with opened(settings) as context:
+                name = _remind(context, args.days, args.send)
+            if args.send and name is not None:
+                return _send(name, args.credentials, once=False)
+            return 0
         with opened(settings) as context:
             definition = load(context, args.file)
             if action == "check":
@@ -258,6 +296,40 @@ def _queue(context: Context, definition) -> int:
               f"queued before{post}")
     print("nothing is sent until the dispatcher runs")
     return 0
+
+
+def _remind(context: Context, days: Any, send: bool = False) -> Any:
+    """Queues the day's consent reminders and prints their counts (never an address);
+    returns the day's campaign name, or None when there is none (nothing to send)."""
+    from bot.campaigns.definition import CampaignError
+    from bot.campaigns.reminders import MESSAGE, check_days, queue_reminders
+
+    try:
+        days = check_days(days)
+    except ValueError as exc:
+        raise CommandError(f"campaign remind: {exc}") from None
+    try:
+        result = queue_reminders(context.deployment, context.sessions, context.subscribers, days)
+    except CampaignError as exc:
+        if any(problem.startswith("name:") for problem in exc.problems):
+            raise  # another campaign has the day's name: said as it is
+        listed = "\n".join(f"  - {p}" for p in exc.problems)
+        raise CommandError(f"campaign remind: the reminder cannot be sent with this deployment "
+                           f"(bot/messages/<language>.yml {MESSAGE}, with organisation.name "
+                           f"filled in):\n{listed}") from None
+    within = f"consents ending within {days} day{'s' if days != 1 else ''}"
+    if result.campaign_id is None:
+        print(f"consent reminders: nobody to remind ({within}, not reminded yet)")
+        return None
+    print(f"consent reminders: {result.queued:,} queued now ({within}), {result.earlier:,} "
+          f"earlier today; campaign {result.name}")
+    if result.kept_text:
+        print(f"campaign {result.name} was queued earlier today with another text: today's "
+              f"reminders keep it, the new text applies from tomorrow", file=sys.stderr)
+    if not send:
+        print(f"nothing is sent until the dispatcher runs (within "
+              f"{context.deployment.campaigns.daytime_text}, each recipient's local time)")
+    return result.name
 
 
 def progress_bar(done: int, total: int, width: int = 30) -> str:

@@ -45,7 +45,15 @@ stores and what the dispatcher reads::
                                      # them, and the areas themselves (a subscriber's area may
                                      # be a country code): what subscribers.area is compared with
      "window": {"start": "HH:MM", "end": "HH:MM"}, "cap_per_week": int,
-     "telegram_channel": {"chat": str, "language": str} or null}
+     "telegram_channel": {"chat": str, "language": str} or null,
+     "consent_reminder": true}       # only on the consent reminders (absent: false)
+
+The consent reminders (``bot.campaigns.reminders``, ``helpline campaign remind``) are
+definitions too, built from the message catalog and validated by ``parse_campaign`` with
+``consent_reminder=True``: their names start with ``consent-reminder-`` (``REMINDER_PREFIX``,
+which a campaign file may not use), and the dispatcher does not hold them back for the weekly
+cap (``cap_per_week`` is stored all the same; they still count towards the cap of the other
+campaigns).
 
 The sending window is in the recipient's local time: the time zone of the country of the
 subscriber's coarse area (``timezone_for_area``), else the deployment's ``human_cover``
@@ -73,6 +81,7 @@ from bot.services.places import Gazetteer, Place
 LANGUAGE_NAMES = {"en": "English", "fr": "French", "ar": "Arabic", "es": "Spanish"}
 TELEGRAM_MAX_CHARS = 4096
 MAX_NAME_LENGTH = 80  # campaigns.name
+REMINDER_PREFIX = "consent-reminder-"  # the names of the consent reminders' daily campaigns
 _KEYS = ("name", "texts", "audience", "window", "cap_per_week", "telegram_channel")
 _AUDIENCE_KEYS = ("languages", "areas", "channels")
 _WINDOW_KEYS = ("start", "end")
@@ -121,6 +130,8 @@ class CampaignDefinition:
     window_end: dt.time
     cap_per_week: int
     telegram_channel: Optional[TelegramChannelPost] = None
+    # a consent reminder (bot.campaigns.reminders): not held back by the weekly cap
+    consent_reminder: bool = False
     # sha256 of the file it was read from (not part of the JSON; campaigns.file_hash keeps it)
     file_hash: str = field(default="", compare=False)
 
@@ -162,7 +173,7 @@ class CampaignDefinition:
     # -- JSON (campaigns.definition, read by the dispatcher) -----------------------------------
 
     def to_dict(self) -> dict:
-        return {
+        data = {
             "name": self.name,
             "texts": dict(self.texts),
             "audience": {
@@ -178,6 +189,9 @@ class CampaignDefinition:
                                  {"chat": self.telegram_channel.chat,
                                   "language": self.telegram_channel.language}),
         }
+        if self.consent_reminder:  # absent otherwise: the JSON of campaign files is unchanged
+            data["consent_reminder"] = True
+        return data
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
@@ -205,6 +219,7 @@ class CampaignDefinition:
                 cap_per_week=int(data["cap_per_week"]),
                 telegram_channel=(None if post is None
                                   else TelegramChannelPost(str(post["chat"]), str(post["language"]))),
+                consent_reminder=data.get("consent_reminder", False) is True,
                 file_hash=file_hash,
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -277,8 +292,11 @@ def load_campaign(path: Union[str, Path], deployment: Deployment,
 
 
 def parse_campaign(data: Any, deployment: Deployment, places: PlacesLike,
-                   path: Optional[Path] = None, file_hash: str = "") -> CampaignDefinition:
-    """Validates already-parsed YAML; see ``load_campaign``."""
+                   path: Optional[Path] = None, file_hash: str = "", *,
+                   consent_reminder: bool = False) -> CampaignDefinition:
+    """Validates already-parsed YAML; see ``load_campaign``. ``consent_reminder``: the
+    definition of a consent reminder (``bot.campaigns.reminders``), whose name starts with
+    ``REMINDER_PREFIX`` (refused otherwise)."""
     if not isinstance(data, dict):
         raise CampaignError([f"the file must be a mapping with {', '.join(_KEYS)}"], path)
     problems: list[str] = []
@@ -286,7 +304,7 @@ def parse_campaign(data: Any, deployment: Deployment, places: PlacesLike,
     for key in ("name", "texts", "window"):
         if data.get(key) is None:
             problems.append(f"{key}: missing")
-    name = _name(data.get("name"), problems)
+    name = _name(data.get("name"), problems, consent_reminder)
     texts = _texts(data.get("texts"), deployment, problems)
     # languages whose text was given but refused: reported once, not again as missing
     # (no texts at all: that one problem, not one per language)
@@ -318,7 +336,7 @@ def parse_campaign(data: Any, deployment: Deployment, places: PlacesLike,
     return CampaignDefinition(name=name, texts=texts, languages=languages, areas=areas,
                               area_codes=area_codes, channels=channels, window_start=window[0],
                               window_end=window[1], cap_per_week=cap, telegram_channel=post,
-                              file_hash=file_hash)
+                              consent_reminder=consent_reminder, file_hash=file_hash)
 
 
 def _unknown_keys(data: dict, known: tuple[str, ...], where: str, problems: list[str]) -> None:
@@ -327,13 +345,19 @@ def _unknown_keys(data: dict, known: tuple[str, ...], where: str, problems: list
             problems.append(f"{where}{key}: unknown key (expected one of {', '.join(known)})")
 
 
-def _name(value: Any, problems: list[str]) -> str:
+def _name(value: Any, problems: list[str], consent_reminder: bool = False) -> str:
     if value is None:
         return ""
     if (not isinstance(value, str) or not _NAME.match(value)
             or len(value) > MAX_NAME_LENGTH):
         problems.append(f"name: {value!r} must be lowercase letters, digits and hyphens, at most "
                         f"{MAX_NAME_LENGTH} characters (like fake-job-offers-2026-12)")
+        return ""
+    if value.startswith(REMINDER_PREFIX) != consent_reminder:
+        problems.append(f"name: {value!r}: names starting with {REMINDER_PREFIX!r} are kept for "
+                        f"the consent reminders (helpline campaign remind)" if not consent_reminder
+                        else f"name: {value!r}: a consent reminder's name starts with "
+                             f"{REMINDER_PREFIX!r}")
         return ""
     return value
 

@@ -26,7 +26,9 @@
    (the country of their coarse area, else the deployment's ``human_cover.timezone``) ->
    ``pending`` until the window opens; ``cap_per_week`` campaign messages already sent to them
    in the last 7 days (every campaign counted, and the sends of this process not yet written)
-   -> ``pending`` until the oldest of those is 7 days old; otherwise send. The window is
+   -> ``pending`` until the oldest of those is 7 days old; otherwise send. A consent reminder
+   (``helpline campaign remind``) is held back by the cap like any message: the consent
+   promised at most ``max_per_week`` a week (it is queued days ahead of the end). The window is
    checked again once the row's turn at the rate limit comes (a 429 pause may have lasted
    past its end), and so is the lease, by the dispatcher's own knowledge: if less than
    ``lease_margin`` (a tenth of the lease, at most 5 s) is left of it since the row was last

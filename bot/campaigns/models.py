@@ -1,8 +1,9 @@
-"""Tables of the awareness campaigns (migrations 0006 and 0007, never ``create_all``).
+"""Tables of the awareness campaigns (migrations 0006 to 0008, never ``create_all``).
 
 - ``subscribers``: people who said yes to receiving safety messages. The pseudonymous
   conversation id, channel (sms, telegram), language, coarse area code, when they consented,
-  and the address needed to send (phone number, chat id) as a Fernet token under the
+  when they were last reminded that the consent runs out (``reminded_at``: the reminder was
+  queued, ``helpline campaign remind``; cleared when the consent is renewed), and the address needed to send (phone number, chat id) as a Fernet token under the
   deployment's route key, which lives outside the database (the secrets file). This is the one
   place an address is kept at rest, and only with consent; unsubscribing (STOP), a quick exit
   or "forget me" deletes the row at once. ``address`` is empty between the consent (written by
@@ -43,6 +44,7 @@ class Subscriber(Base):
     area = sa.Column(sa.String(40), nullable=True)
     consented_at = sa.Column(sa.DateTime(timezone=True), nullable=False)
     address = sa.Column(sa.LargeBinary, nullable=True)  # Fernet token; None until attached
+    reminded_at = sa.Column(sa.DateTime(timezone=True), nullable=True)  # consent reminder queued
 
     __table_args__ = (
         sa.CheckConstraint(f"channel IN {SUBSCRIBER_CHANNELS}", name="channel"),

@@ -7,6 +7,10 @@
   the table: queueing the same file again adds only the subscribers who joined since, never a
   second row for anyone; a changed file under a queued name is refused. Rows are inserted in
   batches (``INSERT ... ON CONFLICT DO NOTHING``), all in one transaction.
+- ``queue_for_subscribers``: the same for a list (or a SELECT) of subscriber ids chosen by the
+  caller instead of the definition's audience (the consent reminders,
+  ``bot.campaigns.reminders``), with a hook that writes in the same transaction; nothing (no
+  campaign row) when none of them is reachable.
 - ``preview``: each language as it will be sent (SMS after ``sms_friendly``, Telegram), its
   SMS segments and encoding, the audience per language and channel, the estimated SMS cost, and
   when the window next opens in each time zone of the audience.
@@ -22,14 +26,15 @@ import datetime as dt
 import hashlib
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.campaigns.definition import (CampaignDefinition, CampaignError, PlacesLike,
                                       timezone_for_area)
-from bot.campaigns.models import OUTBOX_STATES, Campaign, OutboxMessage, Subscriber
+from bot.campaigns.models import (OUTBOX_STATES, SUBSCRIBER_CHANNELS, Campaign, OutboxMessage,
+                                  Subscriber)
 from bot.campaigns.subscribers import Subscribers, utcnow
 from bot.deployment import Deployment
 
@@ -74,7 +79,7 @@ def empty_audience_error(definition: CampaignDefinition) -> CampaignError:
 
 @dataclass(frozen=True)
 class QueueResult:
-    campaign_id: int
+    campaign_id: Optional[int]  # None: nothing to queue and no campaign row (queue_for_subscribers)
     name: str
     created: bool  # the campaign was queued for the first time
     added: int  # outbox rows added now (the Telegram channel's post included)
@@ -95,10 +100,73 @@ def queue_campaign(definition: CampaignDefinition, sessions: "sessionmaker[Sessi
         CampaignError: the name was queued from another file, or the audience is empty and
             there is no telegram_channel.
     """
+    def audience(session: Session) -> Sequence:
+        if not (definition.channels and definition.languages):
+            return []
+        return session.execute(_audience_rows(definition, subscribers)).all()
+
+    return _queue(definition, sessions, audience, clock, channel_post=True, required=True)
+
+
+# What a hook of queue_for_subscribers gets: the transaction, the ids of the reachable
+# subscribers among those asked for (queued now or before), the queueing's time.
+AfterQueueing = Callable[[Session, list, dt.datetime], None]
+
+
+def queue_for_subscribers(definition: CampaignDefinition,
+                          subscriber_ids: Union[sa.sql.Select, Iterable[int]],
+                          sessions: "sessionmaker[Session]",
+                          clock: Callable[[], dt.datetime] = utcnow,
+                          language_of: Optional[Callable[[str], str]] = None,
+                          then: Optional[AfterQueueing] = None) -> QueueResult:
+    """Queues ``definition`` for the reachable subscribers (address attached, on SMS or
+    Telegram) among ``subscriber_ids``: a list, or a SELECT of ids run in the queueing's
+    transaction. The definition's audience (languages, areas, channels) and Telegram channel
+    post are not applied: the caller chose the recipients. Each row has its subscriber's
+    language, or ``language_of(language)`` (for one the texts lack). Keys, batches, retries
+    and the refusal of a changed definition under a queued name are those of
+    ``queue_campaign``; when none is reachable and no campaign has the name, nothing is
+    written (``campaign_id`` None). ``then(session, ids, now)`` runs in the same transaction
+    after the inserts, with the ids of the reachable subscribers (their rows queued now or
+    before).
+
+    Raises:
+        CampaignError: the name was queued with another definition.
+    """
+    def audience(session: Session) -> Sequence:
+        columns = (Subscriber.id, Subscriber.conversation_id, Subscriber.channel,
+                   Subscriber.language, Subscriber.area)
+        reachable = (Subscriber.address.is_not(None), Subscriber.channel.in_(SUBSCRIBER_CHANNELS))
+        if isinstance(subscriber_ids, sa.sql.Select):
+            ids = subscriber_ids.subquery()
+            found = session.execute(sa.select(*columns)
+                                    .where(Subscriber.id.in_(sa.select(ids.c.id)), *reachable)
+                                    .order_by(Subscriber.id)).all()
+        else:
+            wanted, found = sorted(set(subscriber_ids)), []
+            for start in range(0, len(wanted), 500):  # short IN lists for SQLite
+                found += session.execute(
+                    sa.select(*columns)
+                    .where(Subscriber.id.in_(wanted[start:start + 500]), *reachable)
+                    .order_by(Subscriber.id)).all()
+        if language_of is None:
+            return found
+        return [(sid, conversation, channel, language_of(language), area)
+                for sid, conversation, channel, language, area in found]
+
+    return _queue(definition, sessions, audience, clock, channel_post=False, required=False,
+                  then=then)
+
+
+def _queue(definition: CampaignDefinition, sessions: "sessionmaker[Session]",
+           audience: Callable[[Session], Sequence], clock: Callable[[], dt.datetime],
+           channel_post: bool, required: bool, then: Optional[AfterQueueing] = None
+           ) -> QueueResult:
     file_hash = definition.file_hash or hashlib.sha256(definition.to_json().encode()).hexdigest()
     for attempt in range(_RETRIES):
         try:
-            return _queue_once(definition, file_hash, sessions, subscribers, clock)
+            return _queue_once(definition, file_hash, sessions, audience, clock, channel_post,
+                               required, then)
         except sa.exc.IntegrityError:
             # a concurrent queueing of the same name, or a subscriber deleted between the
             # SELECT and the INSERT (its foreign key): the transaction was rolled back whole
@@ -108,10 +176,15 @@ def queue_campaign(definition: CampaignDefinition, sessions: "sessionmaker[Sessi
 
 
 def _queue_once(definition: CampaignDefinition, file_hash: str,
-                sessions: "sessionmaker[Session]", subscribers: Subscribers,
-                clock: Callable[[], dt.datetime]) -> QueueResult:
+                sessions: "sessionmaker[Session]", audience_of: Callable[[Session], Sequence],
+                clock: Callable[[], dt.datetime], channel_post: bool, required: bool,
+                then: Optional[AfterQueueing]) -> QueueResult:
+    """``audience_of(session)``: (id, conversation_id, channel, language, area) rows;
+    ``channel_post``: the definition's Telegram channel post too; ``required``: refuse an
+    empty audience without a post (else write nothing)."""
     now = clock()
     name = definition.name
+    post = definition.telegram_channel if channel_post else None
     with sessions.begin() as session:
         campaign = session.execute(
             sa.select(Campaign).where(Campaign.name == name)).scalars().first()
@@ -121,10 +194,12 @@ def _queue_once(definition: CampaignDefinition, file_hash: str,
                 f"name: a campaign named {name!r} was queued on {queued:%Y-%m-%d %H:%M} UTC "
                 f"from a different file; a changed campaign needs a new name (its queued "
                 f"messages are kept as they were)"])
-        audience = (session.execute(_audience_rows(definition, subscribers)).all()
-                    if definition.channels and definition.languages else [])
-        if not audience and definition.telegram_channel is None:
-            raise empty_audience_error(definition)
+        audience = audience_of(session)
+        if not audience and post is None:
+            if required:
+                raise empty_audience_error(definition)
+            if campaign is None:
+                return QueueResult(None, name, False, 0, 0, False)
         created = campaign is None
         if created:
             campaign = Campaign(name=name, definition=definition.to_json(), file_hash=file_hash,
@@ -140,7 +215,6 @@ def _queue_once(definition: CampaignDefinition, file_hash: str,
             if key not in existing:
                 existing.add(key)
                 rows.append(_row(campaign.id, subscriber_id, key, channel, language, now))
-        post = definition.telegram_channel
         if post is not None:
             key = idempotency_key(name, TELEGRAM_CHANNEL)
             if key not in existing:
@@ -148,6 +222,8 @@ def _queue_once(definition: CampaignDefinition, file_hash: str,
         statement = _insert_ignoring_duplicates(session)
         for batch in _batches(rows, BATCH_SIZE):
             session.execute(statement, batch)
+        if then is not None:
+            then(session, [row[0] for row in audience], now)
         already = len(existing) - len(rows)
         return QueueResult(campaign.id, name, created, len(rows), already,
                            post is not None)

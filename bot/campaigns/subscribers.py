@@ -18,6 +18,12 @@ again (the person asks to subscribe while subscribed) renews it from that moment
 ``expired`` says whether a subscriber's consent has run out; ``expire`` deletes every such
 subscriber with the address (``helpline purge``), and the dispatcher does the same for the
 recipients of the messages it claims (``consent_cutoff`` is the instant both compare with).
+
+Before the end, ``helpline campaign remind`` (``bot.campaigns.reminders``) queues one reminder
+to each reachable subscriber whose consent ends within a number of days and who was not
+reminded since giving it (``due_for_reminder``; ``reminder_due`` is the condition, which the
+reminder's queueing repeats when it records ``reminded_at``). A renewal clears
+``reminded_at``: the renewed consent gets its own reminder before it ends.
 """
 
 from __future__ import annotations
@@ -60,6 +66,31 @@ def consent_cutoff(now: dt.datetime, months: int) -> dt.datetime:
     return add_months(now.astimezone(dt.timezone.utc), -months)
 
 
+def _aware(moment: Optional[dt.datetime]) -> Optional[dt.datetime]:
+    """SQLite gives naive datetimes back; all stored times are UTC."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=dt.timezone.utc)
+    return moment
+
+
+def reminder_due(months: int, days: int, now: dt.datetime) -> sa.sql.ColumnElement:
+    """The condition on ``subscribers`` of a consent reminder due at ``now``: the address
+    attached, the consent still valid at ``now`` but run out ``days`` days later (it ends
+    within ``days`` days: ``consent_cutoff`` at both instants, so "ends" means exactly what the
+    deletion means), and no reminder queued since the consent was given (``reminded_at``
+    empty, or older than the consent: a renewal clears it anyway)."""
+    if days < 1:
+        raise ValueError(f"a reminder comes at least a day before the end, got {days!r}")
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=dt.timezone.utc)
+    return sa.and_(Subscriber.address.is_not(None),
+                   Subscriber.channel.in_(SUBSCRIBER_CHANNELS),
+                   Subscriber.consented_at >= consent_cutoff(now, months),
+                   Subscriber.consented_at < consent_cutoff(now + dt.timedelta(days=days), months),
+                   sa.or_(Subscriber.reminded_at.is_(None),
+                          Subscriber.reminded_at < Subscriber.consented_at))
+
+
 class SubscriberError(ValueError):
     """A value outside its closed set."""
 
@@ -75,14 +106,12 @@ class SubscriberView:
     area: Optional[str]
     consented_at: dt.datetime
     reachable: bool  # the address is attached
+    reminded_at: Optional[dt.datetime] = None  # the consent reminder queued (this consent)
 
     @classmethod
     def of(cls, row: Subscriber) -> "SubscriberView":
-        consented = row.consented_at
-        if consented.tzinfo is None:  # SQLite gives naive datetimes back; all are UTC
-            consented = consented.replace(tzinfo=dt.timezone.utc)
-        return cls(row.id, row.conversation_id, row.channel, row.language, row.area, consented,
-                   row.address is not None)
+        return cls(row.id, row.conversation_id, row.channel, row.language, row.area,
+                   _aware(row.consented_at), row.address is not None, _aware(row.reminded_at))
 
     def expires_at(self, months: int) -> dt.datetime:
         """When this consent runs out (``months`` calendar months after it was given)."""
@@ -104,8 +133,9 @@ class Subscribers:
 
     def consent(self, conversation_id: str, channel: str, language: str,
                 area: Optional[str] = None) -> SubscriberView:
-        """Records a yes (or renews it: new language, area and consent time; the address is
-        kept). Raises SubscriberError for a channel or language outside the closed sets."""
+        """Records a yes (or renews it: new language, area and consent time, no reminder yet
+        for the new consent; the address is kept). Raises SubscriberError for a channel or
+        language outside the closed sets."""
         if channel not in SUBSCRIBER_CHANNELS:
             raise SubscriberError(f"channel {channel!r} cannot receive campaigns "
                                   f"(only {', '.join(SUBSCRIBER_CHANNELS)})")
@@ -117,6 +147,7 @@ class Subscribers:
                 row = Subscriber(conversation_id=conversation_id, channel=channel)
                 session.add(row)
             row.language, row.area, row.consented_at = language, area, self._clock()
+            row.reminded_at = None  # the renewed consent gets its own reminder
             session.flush()
             return SubscriberView.of(row)
 
@@ -204,6 +235,14 @@ class Subscribers:
         if areas is not None:
             query = query.where(Subscriber.area.in_(list(areas)))
         return query
+
+    def due_for_reminder(self, months: int, days: int,
+                         now: Optional[dt.datetime] = None) -> sa.Select:
+        """The SELECT of the ids of the subscribers a consent reminder is due to at ``now``
+        (default: the clock): ``reminder_due``, for consents of ``months`` months."""
+        return (sa.select(Subscriber.id)
+                .where(reminder_due(months, days, now or self._clock()))
+                .order_by(Subscriber.id))
 
     def count(self, languages: Iterable[str], areas: Optional[Iterable[str]] = None,
               channels: Iterable[str] = SUBSCRIBER_CHANNELS) -> int:
