@@ -22,9 +22,10 @@ from bot.campaigns.queue import (TELEGRAM_CHANNEL, idempotency_key, preview, que
                                  status)
 from bot.campaigns.subscribers import Subscribers
 from bot.deployment import load_deployment, parse_deployment
-from bot.services.places import Gazetteer, import_places, read_places
+from bot.services.places import Gazetteer, read_places
 from bot.settings import PROJECT_ROOT
 from bot.storage import make_engine, session_factory, upgrade
+from tests.utils.campaigns import helpline_database
 
 UTC = dt.timezone.utc
 NOW = dt.datetime(2026, 12, 1, 7, 30, tzinfo=UTC)  # 08:30 in Lagos, 09:30 in Tripoli
@@ -340,18 +341,8 @@ def test_status_of_an_unknown_campaign(sessions, subscribers, deployment, gazett
 @pytest.fixture
 def helpline(tmp_path, monkeypatch):
     """``helpline`` on a migrated SQLite file with the sample places and its own secrets."""
-    url = f"sqlite:///{tmp_path}/helpline.db"
-    monkeypatch.setenv("HELPLINE_DATABASE_URL", url)
-    monkeypatch.setenv("HELPLINE_SECRETS_FILE", str(tmp_path / "secrets.json"))
-    monkeypatch.setenv("HELPLINE_DEPLOYMENT", str(SAMPLE_DEPLOYMENT))
-    monkeypatch.delenv("HELPLINE_PSEUDONYM_KEY", raising=False)
-    monkeypatch.delenv("HELPLINE_ROUTE_KEYS", raising=False)
-    engine = make_engine(url)
-    upgrade(engine)
-    with session_factory(engine)() as session:
-        import_places(session, read_places(PLACES_FILE))
-    yield session_factory(engine)
-    engine.dispose()
+    with helpline_database(tmp_path, monkeypatch) as sessions:
+        yield sessions
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:

@@ -29,12 +29,12 @@ from bot.campaigns.reminders import (ReminderResult, check_days, queue_reminders
 from bot.campaigns.subscribers import Subscribers, add_months
 from bot.catalog import load_catalog
 from bot.deployment import load_deployment
-from bot.services.places import import_places, read_places
 from bot.settings import PROJECT_ROOT, Settings
 from bot.storage import make_engine, session_factory, upgrade
 from channels.segments import count_segments, encoding_of
 from channels.sms_keywords import load_keywords, stop_words
 from channels.sms_text import sms_friendly
+from tests.utils.campaigns import helpline_database
 
 UTC = dt.timezone.utc
 NOW = dt.datetime(2026, 11, 26, 10, 0, tzinfo=UTC)  # 11:00 in Lagos
@@ -386,18 +386,8 @@ async def test_the_weekly_cap_holds_a_reminder_back_like_any_message(tmp_path):
 @pytest.fixture
 def helpline(tmp_path, monkeypatch):
     """``helpline`` on a migrated SQLite file with the sample places and its own secrets."""
-    url = f"sqlite:///{tmp_path}/helpline.db"
-    monkeypatch.setenv("HELPLINE_DATABASE_URL", url)
-    monkeypatch.setenv("HELPLINE_SECRETS_FILE", str(tmp_path / "secrets.json"))
-    monkeypatch.setenv("HELPLINE_DEPLOYMENT", str(SAMPLE_DEPLOYMENT))
-    monkeypatch.delenv("HELPLINE_PSEUDONYM_KEY", raising=False)
-    monkeypatch.delenv("HELPLINE_ROUTE_KEYS", raising=False)
-    engine = make_engine(url)
-    upgrade(engine)
-    with session_factory(engine)() as session:
-        import_places(session, read_places(PROJECT_ROOT / "data" / "gazetteer" / "places.csv"))
-    yield session_factory(engine)
-    engine.dispose()
+    with helpline_database(tmp_path, monkeypatch) as sessions:
+        yield sessions
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:

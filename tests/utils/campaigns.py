@@ -13,9 +13,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Iterator, Optional, Sequence
 
 import sqlalchemy as sa
 from cryptography.fernet import Fernet, MultiFernet
@@ -25,6 +26,29 @@ from bot.campaigns.subscribers import Subscribers
 from bot.storage import make_engine, session_factory, upgrade
 
 NOW = dt.datetime(2026, 11, 26, 10, 0, tzinfo=dt.timezone.utc)  # a Thursday
+
+
+@contextmanager
+def helpline_database(tmp_path: Path, monkeypatch) -> Iterator:
+    """The environment of ``helpline`` commands on a migrated SQLite file in ``tmp_path``
+    with the sample deployment and places and its own secrets file; yields the sessions."""
+    from bot.services.places import import_places, read_places
+    from bot.settings import PROJECT_ROOT
+
+    url = f"sqlite:///{tmp_path}/helpline.db"
+    monkeypatch.setenv("HELPLINE_DATABASE_URL", url)
+    monkeypatch.setenv("HELPLINE_SECRETS_FILE", str(tmp_path / "secrets.json"))
+    monkeypatch.setenv("HELPLINE_DEPLOYMENT", str(PROJECT_ROOT / "deploy" / "sample.yml"))
+    monkeypatch.delenv("HELPLINE_PSEUDONYM_KEY", raising=False)
+    monkeypatch.delenv("HELPLINE_ROUTE_KEYS", raising=False)
+    engine = make_engine(url)
+    upgrade(engine)
+    with session_factory(engine)() as session:
+        import_places(session, read_places(PROJECT_ROOT / "data" / "gazetteer" / "places.csv"))
+    try:
+        yield session_factory(engine)
+    finally:
+        engine.dispose()
 
 
 def any_hour_deployment(folder: Path) -> Path:
