@@ -121,7 +121,7 @@ class TwilioSender:
             retry_after = None
             try:
                 async with self._client().post(self.config.messages_url, data=form) as reply:
-                    payload = await _json(reply)
+                    payload = await json_body(reply)
                     if reply.status in (200, 201):
                         return Sent(str(payload.get("sid", "")), attempt)
                     code = payload.get("code")
@@ -141,7 +141,8 @@ class TwilioSender:
                         permanent=False, attempts=self.max_attempts)
 
 
-async def _json(reply: aiohttp.ClientResponse) -> dict:
+async def json_body(reply: aiohttp.ClientResponse) -> dict:
+    """A provider's JSON answer as a dict; {} for anything else (an HTML error page)."""
     try:
         data = await reply.json(content_type=None)
     except (ValueError, aiohttp.ContentTypeError):

@@ -488,9 +488,7 @@ def test_cli_send_queues_and_sends_with_a_progress_bar(helpline, capsys, tmp_pat
     each subscriber reached once; sending again sends nothing more."""
     from bot.campaigns.cli import progress_bar
     from tests.utils.campaigns import any_hour_deployment
-    from tests.utils.channel_clients import telegram_env, write_credentials
-    from tests.utils.fake_telegram import FakeTelegram
-    from tests.utils.fake_twilio import FakeTwilio
+    from tests.utils.channel_clients import fake_providers
 
     assert progress_bar(0, 4, width=4) == "[....] 0 / 4"
     assert progress_bar(3, 4, width=4) == "[###.] 3 / 4"
@@ -501,12 +499,7 @@ def test_cli_send_queues_and_sends_with_a_progress_bar(helpline, capsys, tmp_pat
         'window: {start: "09:00", end: "19:00"}', 'window: {start: "00:00", end: "23:59"}'),
         "utf-8")
     monkeypatch.setenv("HELPLINE_DEPLOYMENT", str(any_hour_deployment(tmp_path)))
-    twilio, telegram = FakeTwilio().start(), FakeTelegram().start()
-    try:
-        for name, value in telegram_env(telegram).items():
-            monkeypatch.setenv(name, value)
-        credentials = write_credentials(tmp_path / "credentials.yml", 5005, twilio=twilio,
-                                        telegram=telegram)
+    with fake_providers(tmp_path, monkeypatch) as (twilio, telegram, credentials):
         code, out, err = run(capsys, "send", str(always), "--credentials", str(credentials))
         assert code == 0, err
         assert "queued 3 messages" in out and "[" in err and "3 / 3" in err
@@ -519,6 +512,3 @@ def test_cli_send_queues_and_sends_with_a_progress_bar(helpline, capsys, tmp_pat
         assert len(twilio.delivered()) == 2 and len(telegram.sent()) == 1
         code, out, err = run(capsys, "send", str(always), "--credentials", str(tmp_path / "no.yml"))
         assert code == 0  # nothing waits: no provider needed
-    finally:
-        twilio.stop()
-        telegram.stop()

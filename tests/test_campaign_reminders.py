@@ -419,9 +419,7 @@ def cli_subscribers(sessions, tmp_path) -> None:
 def test_cli_remind_send_delivers_one_reminder_each_in_its_language(
         helpline, capsys, tmp_path, monkeypatch):
     from tests.utils.campaigns import any_hour_deployment
-    from tests.utils.channel_clients import telegram_env, write_credentials
-    from tests.utils.fake_telegram import FakeTelegram
-    from tests.utils.fake_twilio import FakeTwilio
+    from tests.utils.channel_clients import fake_providers
 
     code, out, err = run(capsys)
     assert (code, err) == (0, "")
@@ -431,12 +429,7 @@ def test_cli_remind_send_delivers_one_reminder_each_in_its_language(
     deployment_file = any_hour_deployment(tmp_path)  # sendable at any hour the test runs
     monkeypatch.setenv("HELPLINE_DEPLOYMENT", str(deployment_file))
     texts = reminder_definition(load_deployment(deployment_file), NOW.date()).texts
-    twilio, telegram = FakeTwilio().start(), FakeTelegram().start()
-    try:
-        for name, value in telegram_env(telegram).items():
-            monkeypatch.setenv(name, value)
-        credentials = write_credentials(tmp_path / "credentials.yml", 5005, twilio=twilio,
-                                        telegram=telegram)
+    with fake_providers(tmp_path, monkeypatch) as (twilio, telegram, credentials):
         code, out, err = run(capsys, "--send", "--credentials", str(credentials))
         assert code == 0, err
         today = dt.datetime.now(UTC).date()
@@ -466,9 +459,6 @@ def test_cli_remind_send_delivers_one_reminder_each_in_its_language(
         assert names in ([f"consent-reminder-{today}"],
                          [f"consent-reminder-{today}",
                           f"consent-reminder-{today + dt.timedelta(days=1)}"])  # midnight UTC
-    finally:
-        twilio.stop()
-        telegram.stop()
 
 
 def test_cli_remind_without_send_leaves_it_to_the_dispatcher(helpline, capsys, tmp_path):

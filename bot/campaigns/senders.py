@@ -47,7 +47,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from channels.twilio_api import TwilioConfig
+from channels.twilio_api import TwilioConfig, json_body
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ class SmsSender(_Http):
             async with self.client().post(self._url, data=form,
                                           headers={"Idempotency-Key": key}) as reply:
                 status = reply.status
-                payload = await _json(reply)
+                payload = await json_body(reply)
                 retry_after = _seconds(reply.headers.get("Retry-After"))
         except asyncio.TimeoutError:
             return Outcome(RETRY, code="timeout")
@@ -195,7 +195,7 @@ class TelegramSender(_Http):
             async with self.client().post(self._url, data=body,
                                           headers={"Idempotency-Key": key}) as reply:
                 status = reply.status
-                payload = await _json(reply)
+                payload = await json_body(reply)
         except asyncio.TimeoutError:
             return Outcome(RETRY, code="timeout")
         except aiohttp.ClientError as exc:
@@ -227,11 +227,3 @@ def _client_error(exc: aiohttp.ClientError) -> str:
     if isinstance(exc, aiohttp.ClientConnectorError):
         return "connect"
     return "connection"
-
-
-async def _json(reply: aiohttp.ClientResponse) -> dict:
-    try:
-        data = await reply.json(content_type=None)
-    except (ValueError, aiohttp.ContentTypeError):
-        return {}
-    return data if isinstance(data, dict) else {}

@@ -10,8 +10,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import yaml
 from twilio.request_validator import RequestValidator
@@ -36,6 +37,24 @@ def write_credentials(path: Path, rasa_port: int, twilio: Any = None, telegram: 
             "api_url": telegram.api_url}
     path.write_text(yaml.safe_dump(channels), encoding="utf-8")
     return path
+
+
+@contextmanager
+def fake_providers(folder: Path, monkeypatch) -> Iterator[tuple[Any, Any, Path]]:
+    """The fake Twilio and Telegram APIs running, the environment the credentials file's
+    ``${VARS}`` name, and that file in ``folder``: (twilio, telegram, credentials path)."""
+    from tests.utils.fake_telegram import FakeTelegram
+    from tests.utils.fake_twilio import FakeTwilio
+
+    twilio, telegram = FakeTwilio().start(), FakeTelegram().start()
+    try:
+        for name, value in telegram_env(telegram).items():
+            monkeypatch.setenv(name, value)
+        yield twilio, telegram, write_credentials(Path(folder) / "credentials.yml", 5005,
+                                                  twilio=twilio, telegram=telegram)
+    finally:
+        twilio.stop()
+        telegram.stop()
 
 
 def telegram_env(telegram: Any) -> dict:

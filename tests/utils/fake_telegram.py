@@ -28,12 +28,12 @@ import itertools
 import json
 import threading
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
 from aiohttp import web
 
+from tests.utils.fake_delivery import Deliveries
 from tests.utils.local_server import LocalServer
 
 SCRIPTED = {"sendMessage", "answerCallbackQuery"}
@@ -50,7 +50,7 @@ class Call:
 
 
 @dataclass
-class FakeTelegram(LocalServer):
+class FakeTelegram(LocalServer, Deliveries):
     token: str = "123456789:FAKE-token_for_tests_only"
     username: str = "helpline_test_bot"
     script: list = field(default_factory=list)  # behaviours for the next scripted requests
@@ -70,13 +70,7 @@ class FakeTelegram(LocalServer):
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self.webhook: dict = {}
-        self._answers: dict = {}  # Idempotency-Key -> (status, body)
-        self.deliveries: Counter = Counter()  # chat id (text) -> messages delivered
-        self.repeats = 0  # requests answered from an Idempotency-Key seen before
-        self.requests_seen = 0
-        self.in_flight = 0  # requests taken and not yet answered (delay_seconds)
-        self.first_delivery_at: Optional[float] = None  # time.monotonic() of the first and
-        self.last_delivery_at: Optional[float] = None  # last delivery (rates in benchmarks)
+        self._init_deliveries()  # per chat id (as text)
 
     @property
     def api_url(self) -> str:
@@ -91,15 +85,6 @@ class FakeTelegram(LocalServer):
         """The parameters of the sendMessage requests answered 200 (not repeats of a key), in
         order."""
         return [c.params for c in self.requests("sendMessage") if c.answered == 200 and not c.replayed]
-
-    def delivered_to(self, chat_id) -> int:
-        with self._lock:
-            return self.deliveries[str(chat_id)]
-
-    def totals(self) -> tuple[int, int, int]:
-        """(messages delivered, repeats answered from a key, requests seen)."""
-        with self._lock:
-            return sum(self.deliveries.values()), self.repeats, self.requests_seen
 
     def wait_for(self, method: str, count: int = 1, seconds: float = 15.0) -> list[dict]:
         """The parameters of the first ``count`` ``method`` requests answered 200 (waits)."""
@@ -187,21 +172,9 @@ class FakeTelegram(LocalServer):
                 status, body = 200, {"ok": True, "result": result}
         call.answered = status
         if method == "sendMessage":
-            with self._lock:
-                if key and (status == 200 or status in (400, 403)):
-                    self._answers[key] = (status, body)
-                if status == 200:
-                    self.deliveries[chat] += 1
-                    self.last_delivery_at = call.at
-                    self.first_delivery_at = self.first_delivery_at or call.at
-            if self.delay_seconds:
-                with self._lock:
-                    self.in_flight += 1
-                try:
-                    await asyncio.sleep(self.delay_seconds)
-                finally:
-                    with self._lock:
-                        self.in_flight -= 1
+            self._settle(key, status, body, status in (200, 400, 403), chat, status == 200,
+                         call.at)
+            await self._hold()
         return web.json_response(body, status=status)
 
     def _scripted(self, behaviour) -> tuple[int, dict]:

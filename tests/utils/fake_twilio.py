@@ -26,12 +26,12 @@ import base64
 import itertools
 import threading
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
 from aiohttp import web
 
+from tests.utils.fake_delivery import Deliveries
 from tests.utils.local_server import LocalServer
 
 
@@ -46,7 +46,7 @@ class Received:
 
 
 @dataclass
-class FakeTwilio(LocalServer):
+class FakeTwilio(LocalServer, Deliveries):
     account_sid: str = "AC" + "0" * 32
     auth_token: str = "fake-token-for-tests"
     unsubscribed: set = field(default_factory=set)
@@ -65,13 +65,7 @@ class FakeTwilio(LocalServer):
         LocalServer.__init__(self)
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        self._answers: dict = {}  # Idempotency-Key -> (status, body)
-        self.deliveries: Counter = Counter()  # number -> messages delivered
-        self.repeats = 0  # requests answered from an Idempotency-Key seen before
-        self.requests_seen = 0
-        self.in_flight = 0  # requests taken and not yet answered (delay_seconds)
-        self.first_delivery_at: Optional[float] = None  # time.monotonic() of the first and
-        self.last_delivery_at: Optional[float] = None  # last delivery (rates in benchmarks)
+        self._init_deliveries()  # per number
 
     @property
     def url(self) -> str:
@@ -81,15 +75,6 @@ class FakeTwilio(LocalServer):
         """The forms of the messages answered 201 (not repeats of a key), in order."""
         with self._lock:
             return [r.form for r in self.received if r.answered == 201 and not r.replayed]
-
-    def delivered_to(self, number: str) -> int:
-        with self._lock:
-            return self.deliveries[number]
-
-    def totals(self) -> tuple[int, int, int]:
-        """(messages delivered, repeats answered from a key, requests seen)."""
-        with self._lock:
-            return sum(self.deliveries.values()), self.repeats, self.requests_seen
 
     async def _messages(self, request: web.Request) -> web.Response:
         form = dict(await request.post())
@@ -126,21 +111,9 @@ class FakeTwilio(LocalServer):
             return web.json_response({"sid": "late"}, status=201)
         status, body, headers = self._answer(form, behaviour)
         record.answered = status
-        with self._lock:
-            if key and (status < 300 or status == 400):
-                self._answers[key] = (status, body)
-            if status == 201:
-                self.deliveries[to] += 1
-                self.last_delivery_at = record.at
-                self.first_delivery_at = self.first_delivery_at or record.at
-        if self.delay_seconds:
-            with self._lock:
-                self.in_flight += 1
-            try:
-                await asyncio.sleep(self.delay_seconds)
-            finally:
-                with self._lock:
-                    self.in_flight -= 1
+        self._settle(key, status, body, status < 300 or status == 400, to, status == 201,
+                     record.at)
+        await self._hold()
         return web.json_response(body, status=status, headers=headers)
 
     def _answer(self, form: dict, behaviour) -> tuple[int, dict, dict]:
