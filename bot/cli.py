@@ -58,7 +58,9 @@ TRAINING_INPUTS = (
     "bot/domain",
     "data/nlu",
     "data/stories",
+    "data/urgency",
     "bot/nlu",
+    "bot/keywords.py",
 )
 
 
@@ -599,6 +601,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     from bot.figures import add_parser as add_figures_parser
 
     add_figures_parser(commands)  # helpline figures [cases|subscribers|messages]
+    from bot.nlu_report import add_parser as add_nlu_parser
+
+    add_nlu_parser(commands)  # helpline nlu report
     args = parser.parse_args(argv)
 
     try:
@@ -677,6 +682,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         from bot.figures import figures_command
 
         return figures_command(settings, args)
+    if args.command == "nlu":
+        from bot.nlu_report import nlu_command
+
+        return nlu_command(settings, args)
     return 2
 
 
