@@ -1,98 +1,119 @@
-"""NLU on held-out examples (tests/nlu_holdout/, never trained on): per-intent F1 per language.
+"""NLU on examples never trained on: the development set and the independent test set.
 
-Prints a table; asserts a floor per language and per intent, and recall 1.0 for emergency and
-quick_exit (a missed emergency or a missed exit is the costliest mistake).
+``tests/nlu_dev/`` (formerly the held-out set) is a development set: it was used to find weak
+intents and to choose the urgency thresholds. ``tests/nlu_test/`` was written by helpers who
+saw only ``tests/nlu_test/BRIEF.md`` (no training data) and is used for nothing but measuring.
+Both print their tables (``helpline nlu report`` prints the same with the confusions).
+
+The floors on the test set sit below what the model reached when it was written (see the
+README's table) so that a retraining's normal wobble passes and a real regression fails.
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 
 import pytest
-import yaml
 
+from bot.nlu_report import LANGUAGES, SETS, format_report, load_set, read_examples, score
 from bot.settings import PROJECT_ROOT
 
-HOLDOUT = PROJECT_ROOT / "tests" / "nlu_holdout"
-LANGUAGES = ("en", "fr", "ar", "es")
-MACRO_F1_FLOOR = 0.85
+DEV_MACRO_F1_FLOOR = 0.85
 INTENT_F1_FLOOR = 0.40
-MUST_NOT_MISS = ("emergency", "quick_exit")
+# The test set: measured, never tuned on. Floors under the reached figures (README).
+TEST_ACCURACY_FLOOR = 0.80
+TEST_EMERGENCY_RECALL_FLOOR = 0.90
+TEST_QUICK_EXIT_RECALL_FLOOR = 0.85
+FALSE_URGENT_CEILING = 0.06
 
 
-def holdout(language: str) -> list[tuple[str, str]]:
-    """(text, intent) pairs, entity markup removed."""
-    import re
+def _training_texts() -> set[str]:
+    from bot.nlu.urgency import read_corpus
 
-    data = yaml.safe_load((HOLDOUT / f"{language}.yml").read_text(encoding="utf-8"))
-    pairs = []
-    for block in data["nlu"]:
-        for line in block["examples"].splitlines():
-            line = line.strip()
-            if line.startswith("- "):
-                text = re.sub(r"\[([^\]]+)\](\([^)]*\)|\{[^}]*\})", r"\1", line[2:])
-                pairs.append((text, block["intent"]))
-    return pairs
+    texts = {e.text.strip().lower() for path in (PROJECT_ROOT / "data" / "nlu").rglob("*.yml")
+             if path.name != "lookups.yml" for e in read_examples(path)}
+    return texts | {text.strip().lower() for text, _, _ in read_corpus()}
 
 
-def f1_scores(pairs: list[tuple[str, str]]) -> dict[str, tuple[float, float, float, int]]:
-    """intent -> (precision, recall, f1, support) over (expected, predicted) pairs."""
-    tp, fp, fn, support = Counter(), Counter(), Counter(), Counter()
-    for expected, predicted in pairs:
-        support[expected] += 1
-        if expected == predicted:
-            tp[expected] += 1
-        else:
-            fn[expected] += 1
-            fp[predicted] += 1
-    scores = {}
-    for intent in support:
-        p = tp[intent] / (tp[intent] + fp[intent]) if tp[intent] + fp[intent] else 0.0
-        r = tp[intent] / support[intent]
-        f = 2 * p * r / (p + r) if p + r else 0.0
-        scores[intent] = (p, r, f, support[intent])
-    return scores
+def test_the_development_set_is_not_in_the_training_data():
+    training = _training_texts()
+    for language, examples in load_set("dev").items():
+        overlap = [e.text for e in examples if e.text.strip().lower() in training]
+        assert not overlap, f"dev {language}: also in the training data: {overlap[:5]}"
+
+
+def _short(text: str) -> bool:
+    return len(text.split()) <= 4
+
+
+def test_the_test_set_was_not_taken_from_the_training_data():
+    """Independent writers meet the training data on common short messages ("yes", "exit",
+    "thank you so much") and on a few canonical questions ("can my employer keep my
+    passport"); copying would show as dozens."""
+    training = _training_texts()
+    for language, examples in load_set("test").items():
+        shared = [e.text for e in examples if e.text.strip().lower() in training]
+        long_shared = [t for t in shared if not _short(t)]
+        assert len(shared) <= 0.25 * len(examples), f"test {language}: {len(shared)} shared"
+        assert len(long_shared) <= 10, f"test {language}: {long_shared}"
+
+
+def test_the_test_set_is_independent_of_the_development_set():
+    dev = {e.text.strip().lower() for examples in load_set("dev").values() for e in examples}
+    for language, examples in load_set("test").items():
+        shared = [e.text for e in examples if e.text.strip().lower() in dev]
+        assert all(_short(t) for t in shared), f"test {language}: also in dev: {shared}"
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_test_set_covers_every_intent_with_enough_messages(domain, language):
+    examples = read_examples(SETS["test"] / f"{language}.yml")
+    assert len(examples) >= 120, f"{language}: {len(examples)} messages"
+    counts = Counter(e.intent for e in examples)
+    assert set(counts) == set(domain["intents"]), set(domain["intents"]) ^ set(counts)
+    assert counts["emergency"] >= 30 and counts["quick_exit"] >= 20, counts
 
 
 @pytest.fixture(scope="module")
 def predictions(assistant):
-    results = defaultdict(list)
-    misses = defaultdict(list)
-    for language in LANGUAGES:
-        for text, intent in holdout(language):
-            predicted = assistant.parse(text)["intent"]["name"]
-            results[language].append((intent, predicted))
-            if predicted != intent:
-                misses[language].append((text, intent, predicted))
-    return results, misses
-
-
-def test_holdout_sets_are_not_in_the_training_data():
-    from rasa.shared.nlu.training_data.loading import load_data
-
-    training = {m.get("text").strip().lower() for m in load_data(str(PROJECT_ROOT / "data" / "nlu")).nlu_examples}
-    for language in LANGUAGES:
-        overlap = [t for t, _ in holdout(language) if t.strip().lower() in training]
-        assert not overlap, f"{language}: held-out examples also in training: {overlap[:5]}"
+    parsed = {}
+    for name in SETS:
+        for language, examples in load_set(name).items():
+            guesses = [assistant.parse(e.text)["intent"]["name"] for e in examples]
+            parsed[name, language] = score(examples, guesses)
+    return parsed
 
 
 @pytest.mark.model
 @pytest.mark.parametrize("language", LANGUAGES)
-def test_intent_f1_per_language(predictions, language, capsys):
-    results, misses = predictions
-    scores = f1_scores(results[language])
-    macro = sum(s[2] for s in scores.values()) / len(scores)
+def test_development_set(predictions, language, capsys):
+    scores = predictions["dev", language]
     with capsys.disabled():
-        print(f"\nNLU held-out, {language}: macro F1 {macro:.3f} over {len(results[language])} examples")
-        for intent, (p, r, f, n) in sorted(scores.items()):
-            print(f"  {intent:28s} P {p:.2f}  R {r:.2f}  F1 {f:.2f}  n={n}")
-        for text, expected, predicted in misses[language]:
-            print(f"  miss: {text!r}: {expected} -> {predicted}")
-    assert macro >= MACRO_F1_FLOOR, f"{language}: macro F1 {macro:.3f} < {MACRO_F1_FLOOR}"
-    weak = {i: round(s[2], 2) for i, s in scores.items() if s[2] < INTENT_F1_FLOOR}
+        print("\n" + format_report({"dev": {language: scores}}, misses=True))
+    assert scores.macro_f1 >= DEV_MACRO_F1_FLOOR, f"{language}: macro F1 {scores.macro_f1:.3f}"
+    weak = {i: round(s[2], 2) for i, s in scores.per_intent.items() if s[2] < INTENT_F1_FLOOR}
     assert not weak, f"{language}: intents under F1 {INTENT_F1_FLOOR}: {weak}"
-    for intent in MUST_NOT_MISS:
-        assert scores[intent][1] == 1.0, (
-            f"{language}: {intent} recall {scores[intent][1]:.2f}: "
-            f"{[m for m in misses[language] if m[1] == intent]}"
-        )
+    # The thresholds were chosen so that no development emergency or exit is missed.
+    for intent in ("emergency", "quick_exit"):
+        missed = [m for m in scores.misses if m[1] == intent
+                  and not (intent == "quick_exit" and m[2] == "forget_me")]
+        assert scores.safety_recall[intent] == 1.0, f"{language}: {intent} missed: {missed}"
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_independent_test_set(predictions, language, capsys):
+    scores = predictions["test", language]
+    with capsys.disabled():
+        print("\n" + format_report({"test": {language: scores}}))
+    recall = scores.safety_recall
+    assert scores.accuracy >= TEST_ACCURACY_FLOOR, f"{language}: accuracy {scores.accuracy:.3f}"
+    assert recall["emergency"] >= TEST_EMERGENCY_RECALL_FLOOR, (
+        f"{language}: emergency recall {recall['emergency']:.3f}: "
+        f"{[m for m in scores.misses if m[1] == 'emergency']}")
+    assert recall["quick_exit"] >= TEST_QUICK_EXIT_RECALL_FLOOR, (
+        f"{language}: quick exit recall {recall['quick_exit']:.3f}: "
+        f"{[m for m in scores.misses if m[1] == 'quick_exit']}")
+    assert scores.urgent_false_positive_rate <= FALSE_URGENT_CEILING, (
+        f"{language}: {scores.urgent_false_positive_rate:.3f} of the calm messages read as "
+        "urgent or exit")

@@ -1,5 +1,5 @@
 """Custom Rasa NLU components: language detection and safety keywords."""
 
-from bot.nlu.components import LanguageDetector, SafetyKeywordClassifier
+from bot.nlu.components import LanguageDetector, SafetyKeywordClassifier, UrgencyDetector
 
-__all__ = ["LanguageDetector", "SafetyKeywordClassifier"]
+__all__ = ["LanguageDetector", "SafetyKeywordClassifier", "UrgencyDetector"]

@@ -1,15 +1,23 @@
-"""Two small Rasa NLU components.
+"""Three small Rasa NLU components.
 
 ``LanguageDetector`` adds a ``detected_language`` entity when a message is long enough to trust
-(see ``bot.language``); the ``language`` slot maps from it. ``SafetyKeywordClassifier``
-overrides the statistical intent for a short list of exact safety words (``bot/keywords.yml``),
-so "exit" always exits and "sos" is always an emergency.
+(see ``bot.language``); the ``language`` slot maps from it. ``UrgencyDetector`` decides urgent /
+exit / neither with a model of its own (``bot.nlu.urgency``) and overrides the intent above its
+thresholds. ``SafetyKeywordClassifier`` overrides the intent for the safety words and danger
+patterns of ``bot/keywords.yml`` (typos, stretched letters and missing spaces included), so
+"exit" always exits and "sos" is always an emergency.
+
+Precedence, when a message is both urgent and a quick exit ("he is here, hide this"): the
+quick exit wins. Its reply is neutral on purpose: the person may have seconds, and someone
+reading the screen must not see help being offered (GPC guide, "All steps: Safety and
+security": avoid exposing people to further harm). An urgent message without a sign of being
+watched gets the emergency contacts first.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List, Text
+from typing import Any, Collection, Dict, List, Optional, Text
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
@@ -30,8 +38,9 @@ from rasa.shared.nlu.constants import (
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from bot.keywords import KEYWORDS_FILE, load_keywords, load_patterns, match_pattern, normalise
+from bot.keywords import KEYWORDS_FILE, load_keywords, load_patterns, match_keyword, match_patterns
 from bot.language import detect_language
+from bot.nlu.urgency import CORPUS_DIR, UrgencyConfig, UrgencyModel, read_corpus, training_rows
 from bot.settings import Settings
 
 @DefaultV1Recipe.register(
@@ -124,21 +133,114 @@ class SafetyKeywordClassifier(GraphComponent):
             text = message.get(TEXT) or ""
             if text.startswith("/"):
                 continue  # a button payload names its intent already
-            intent = self.keywords.get(normalise(text))
+            intent = match_keyword(text, self.keywords)
             if intent is None:
                 current = (message.get(INTENT) or {}).get("name")
-                if current not in self.OVERRIDABLE:
-                    intent = match_pattern(text, self.patterns)
-            if intent is None:
+                intent = _escalate(current, match_patterns(text, self.patterns))
+            if intent is not None:
+                _override(message, intent)
+        return messages
+
+
+def _escalate(current: Optional[str], signals: Collection[str]) -> Optional[str]:
+    """The intent a message's safety signals raise ``current`` to, or None to keep it.
+
+    A quick-exit signal wins over everything but a quick exit (see the module docstring); an
+    urgent one over everything but the two safety intents. Nothing is ever lowered.
+    """
+    if "quick_exit" in signals and current != "quick_exit":
+        return "quick_exit"
+    if "emergency" in signals and current not in ("emergency", "quick_exit"):
+        return "emergency"
+    return None
+
+
+def _override(message: Message, intent: str) -> None:
+    """Sets ``intent`` with confidence 1.0; the others drop to 0, so the fallback classifier
+    doesn't see two close candidates."""
+    ranking = [
+        {**r, "confidence": 0.0}
+        for r in message.get(INTENT_RANKING_KEY, []) or []
+        if r.get("name") != intent
+    ]
+    top = {"name": intent, "confidence": 1.0}
+    message.set(INTENT, top, add_to_output=True)
+    message.set(INTENT_RANKING_KEY, [top, *ranking], add_to_output=True)
+
+
+@DefaultV1Recipe.register(
+    [DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=True
+)
+class UrgencyDetector(GraphComponent):
+    """Urgent / exit / neither from a model of its own, overriding the intent above thresholds.
+
+    Trained on ``data/urgency/`` and the intent examples (``bot.nlu.urgency``). The
+    probabilities go to the parse output as ``urgency`` (the private tracker store does not
+    keep them). Intents are only raised: a message the intent model read as an emergency or a
+    quick exit stays so.
+    """
+
+    OUTPUT = "urgency"
+
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        return {"corpus_dir": str(CORPUS_DIR), "urgent_threshold": 0.5, "exit_threshold": 0.5,
+                **UrgencyConfig().as_dict()}
+
+    def __init__(self, config: Dict[Text, Any], model_storage: ModelStorage,
+                 resource: Resource, model: Optional[UrgencyModel] = None) -> None:
+        for key in ("urgent_threshold", "exit_threshold"):
+            if not 0.0 < float(config[key]) < 1.0:
+                raise ValueError(f"UrgencyDetector: {key} must be between 0 and 1, "
+                                 f"not {config[key]!r}")
+        self.config = config
+        self.model_storage = model_storage
+        self.resource = resource
+        self.model = model
+        self.urgent_threshold = float(config["urgent_threshold"])
+        self.exit_threshold = float(config["exit_threshold"])
+
+    @classmethod
+    def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+               execution_context: ExecutionContext) -> "UrgencyDetector":
+        return cls(config, model_storage, resource)
+
+    @classmethod
+    def load(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+             execution_context: ExecutionContext, **kwargs: Any) -> "UrgencyDetector":
+        with model_storage.read_from(resource) as directory:
+            model = UrgencyModel.load(directory)
+        return cls(config, model_storage, resource, model)
+
+    def train(self, training_data: TrainingData) -> Resource:
+        examples = [(m.get(TEXT), m.get(INTENT)) for m in training_data.intent_examples
+                    if m.get(TEXT) and m.get(INTENT)]
+        texts, labels = training_rows(examples, read_corpus(Path(self.config["corpus_dir"])))
+        self.model = UrgencyModel(UrgencyConfig.from_dict(self.config)).fit(texts, labels)
+        with self.model_storage.write_to(self.resource) as directory:
+            self.model.save(directory)
+        return self.resource
+
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        return training_data
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        if self.model is None:
+            return messages
+        for message in messages:
+            text = message.get(TEXT) or ""
+            if text.startswith("/") or not text.strip() or self.model.is_known_calm(text):
                 continue
-            # An override is certain: the other intents drop to 0, so the fallback classifier
-            # doesn't see two close candidates.
-            ranking = [
-                {**r, "confidence": 0.0}
-                for r in message.get(INTENT_RANKING_KEY, []) or []
-                if r.get("name") != intent
-            ]
-            top = {"name": intent, "confidence": 1.0}
-            message.set(INTENT, top, add_to_output=True)
-            message.set(INTENT_RANKING_KEY, [top, *ranking], add_to_output=True)
+            p = self.model.predict(text)
+            message.set(self.OUTPUT, {k: round(v, 4) for k, v in p.items()}, add_to_output=True)
+            # Both above their thresholds: the likelier one (a pattern, not this model, says
+            # for certain that someone is watching).
+            signals = set()
+            if p["exit"] >= self.exit_threshold and p["exit"] >= p["urgent"]:
+                signals.add("quick_exit")
+            elif p["urgent"] >= self.urgent_threshold:
+                signals.add("emergency")
+            intent = _escalate((message.get(INTENT) or {}).get("name"), signals)
+            if intent is not None:
+                _override(message, intent)
         return messages

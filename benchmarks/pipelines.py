@@ -1,0 +1,160 @@
+"""Compares NLU pipelines: training time, model size, and scores on the development set.
+
+Usage:
+    .venv/bin/python -m benchmarks.pipelines [--only NAME ...] [--folds K] [--out FILE]
+
+Each configuration is ``bot/config.yml`` with its pipeline changed as named in ``VARIANTS``;
+it is trained on ``data/nlu/`` (NLU only, in a temporary folder) and scored on the
+development set (``tests/nlu_dev/``) with the same code as ``helpline nlu report``. With
+``--folds K`` each configuration is also cross-validated on the training data (K trainings
+more: slow). The choice rule: the best mean macro F1 among the configurations whose recall of
+``emergency`` and ``quick_exit`` is 1.0 on the development set in every language. The test
+set is never read here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from bot.nlu_report import LANGUAGES, evaluate, model_parser, read_examples, score
+from bot.settings import PROJECT_ROOT
+
+BASE_CONFIG = PROJECT_ROOT / "bot" / "config.yml"
+
+
+def _component(pipeline, name):
+    return next(c for c in pipeline if c["name"] == name)
+
+
+def _diet(**changes):
+    def change(pipeline):
+        _component(pipeline, "DIETClassifier").update(changes)
+    return change
+
+
+def _chars(low, high):
+    def change(pipeline):
+        chars = next(c for c in pipeline if c.get("analyzer") == "char_wb")
+        chars.update({"min_ngram": low, "max_ngram": high})
+    return change
+
+
+def _without_urgency(pipeline):
+    pipeline[:] = [c for c in pipeline if c["name"] != "bot.nlu.UrgencyDetector"]
+
+
+def _both(*changes):
+    def change(pipeline):
+        for c in changes:
+            c(pipeline)
+    return change
+
+
+VARIANTS = {
+    "current": lambda pipeline: None,
+    "no-urgency-detector": _without_urgency,
+    "epochs-40": _diet(epochs=40),
+    "epochs-100": _diet(epochs=100),
+    "chars-1-5": _chars(1, 5),
+    "chars-2-5": _chars(2, 5),
+    "no-transformer": _diet(number_of_transformer_layers=0),
+    "no-transformer-epochs-100": _diet(number_of_transformer_layers=0, epochs=100),
+    "transformer-256": _diet(transformer_size=256),
+    "chars-max-10000": lambda pipeline: next(
+        c for c in pipeline if c.get("analyzer") == "char_wb").update(max_features=10000),
+    "batch-128-512": _diet(batch_size=[128, 512]),
+    "chars-2-5-epochs-40": _both(_chars(2, 5), _diet(epochs=40)),
+}
+
+
+def config_for(name: str) -> dict:
+    config = yaml.safe_load(BASE_CONFIG.read_text(encoding="utf-8"))
+    config = copy.deepcopy(config)
+    VARIANTS[name](config["pipeline"])
+    config.pop("policies", None)
+    return config
+
+
+def train(config: dict, data: Path, folder: Path) -> tuple[Path, float]:
+    from rasa.model_training import train_nlu
+
+    config_file = folder / "config.yml"
+    config_file.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    started = time.perf_counter()
+    model = train_nlu(str(config_file), str(data), str(folder), fixed_model_name="nlu")
+    return Path(model), time.perf_counter() - started
+
+
+def cross_validate(config: dict, folds: int, folder: Path) -> dict:
+    """Macro F1 and safety recall over K folds of the training data (all languages)."""
+    import random
+
+    examples = [e for path in sorted((PROJECT_ROOT / "data" / "nlu").rglob("*.yml"))
+                if path.name != "lookups.yml" for e in read_examples(path)]
+    random.Random(7).shuffle(examples)
+    expected, predicted = [], []
+    for k in range(folds):
+        held = examples[k::folds]
+        kept = [e for i, e in enumerate(examples) if i % folds != k]
+        data = folder / f"fold{k}.yml"
+        blocks = {}
+        for e in kept:
+            blocks.setdefault(e.intent, []).append(e.text)
+        data.write_text(yaml.safe_dump(
+            {"version": "3.1", "nlu": [{"intent": i, "examples": "".join(
+                f"- {t}\n" for t in texts)} for i, texts in blocks.items()]},
+            allow_unicode=True), encoding="utf-8")
+        model, _ = train(config, data, folder / f"fold{k}")
+        expected += held
+        predicted += model_parser(model)([e.text for e in held])
+    s = score(expected, predicted)
+    return {"macro_f1": round(s.macro_f1, 4), "accuracy": round(s.accuracy, 4),
+            **{f"recall_{i}": round(r, 4) for i, r in s.safety_recall.items()}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", action="append", choices=list(VARIANTS))
+    parser.add_argument("--folds", type=int, default=0)
+    parser.add_argument("--out", help="append each result as a JSON line to this file")
+    args = parser.parse_args()
+    for name in args.only or list(VARIANTS):
+        config = config_for(name)
+        with tempfile.TemporaryDirectory(prefix="helpline-pipeline-") as tmp:
+            folder = Path(tmp)
+            model, seconds = train(config, PROJECT_ROOT / "data" / "nlu", folder)
+            size = model.stat().st_size
+            with tarfile.open(model) as archive:
+                unpacked = sum(m.size for m in archive.getmembers())
+            dev = evaluate(model_parser(model), ["dev"])["dev"]
+            result = {
+                "name": name, "train_seconds": round(seconds, 1),
+                "model_mb": round(size / 2**20, 1), "unpacked_mb": round(unpacked / 2**20, 1),
+                "dev": {lang: {"accuracy": round(s.accuracy, 3), "macro_f1": round(s.macro_f1, 3),
+                               **{f"recall_{i}": round(r, 3) for i, r in s.safety_recall.items()},
+                               "false_urgent": round(s.urgent_false_positive_rate, 3)}
+                        for lang, s in dev.items()},
+            }
+            result["mean_macro_f1"] = round(
+                sum(dev[lang].macro_f1 for lang in LANGUAGES) / len(LANGUAGES), 4)
+            result["safe"] = all(dev[lang].safety_recall.get(i) == 1.0
+                                 for lang in LANGUAGES for i in ("emergency", "quick_exit"))
+            if args.folds:
+                result["cross_validation"] = cross_validate(config, args.folds, folder)
+        line = json.dumps(result, ensure_ascii=False)
+        print(line, flush=True)
+        if args.out:
+            with open(args.out, "a", encoding="utf-8") as out:
+                out.write(line + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""The urgency detector: its corpus, its model, and the precedence of the safety layers.
+
+The model's own figures (cross-validation, the thresholds' recall and false alarms on the
+development set) are printed by ``benchmarks/urgency.py``; the whole assistant's by
+``helpline nlu report`` and ``tests/test_nlu_eval.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bot.nlu.urgency import (
+    LABELS,
+    CorpusError,
+    UrgencyConfig,
+    UrgencyModel,
+    read_corpus,
+    squeeze,
+    training_rows,
+)
+
+URGENT_FAMILIES = ("help_cry", "medical", "violence", "weapon", "confinement", "transport",
+                   "abduction", "threat", "child", "someone_nearby")
+EXIT_FAMILIES = ("arriving", "watched", "screen", "bare")
+NEITHER_FAMILIES = ("past", "question", "hypothetical", "worry_far", "situation", "everyday")
+
+
+def test_the_corpus_has_every_family_in_every_language():
+    rows = read_corpus()
+    for language in ("en", "fr", "ar", "es"):
+        families = {family.split(":")[1] for _, _, family in rows if family.startswith(language)}
+        for family in URGENT_FAMILIES:
+            assert f"urgent.{family}" in families, (language, family)
+        for family in EXIT_FAMILIES:
+            assert f"exit.{family}" in families, (language, family)
+        for family in NEITHER_FAMILIES:
+            assert f"neither.{family}" in families, (language, family)
+        counts = {label: sum(1 for _, lab, fam in rows if lab == label and fam.startswith(language))
+                  for label in LABELS}
+        assert counts["urgent"] >= 200 and counts["exit"] >= 80 and counts["neither"] >= 150, (
+            language, counts)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("- a list\n", "must map urgent, exit and neither"),
+    ("urgent: {x: [a]}\nexit: {y: [b]}\n", "neither must map families"),
+    ("urgent: {x: [a]}\nexit: {y: [b]}\nneither: {z: ['  ']}\n", "is not a message"),
+    ("urgent: {x: a}\nexit: {y: [b]}\nneither: {z: [c]}\n", "urgent.x must list messages"),
+    ("urgent: {x: [a]}\nexit: {y: [b]}\nneither: {z: [c]}\ncalm: {}\n", "unknown sections"),
+    ("urgent: [\n", "while parsing"),
+])
+def test_bad_corpus_files_are_named(tmp_path, content, message):
+    (tmp_path / "xx.yml").write_text(content, encoding="utf-8")
+    with pytest.raises(CorpusError, match=message) as error:
+        read_corpus(tmp_path)
+    assert "xx.yml" in str(error.value)
+
+
+def test_an_empty_corpus_folder_is_an_error(tmp_path):
+    with pytest.raises(CorpusError, match="no corpus files"):
+        read_corpus(tmp_path)
+
+
+@pytest.mark.parametrize("text, squeezed", [
+    ("HEEEELP MEEEE!!!", "help me"),
+    ("Aidez-moi, vite", "aidez moi vite"),
+    ("ساعدووووني", "ساعدوني"),
+    ("إسعاف ـــ", "اسعاف"),  # hamza and tatweel folded
+    ("ma7bousa fel 2ooda", "ma7bousa fel 2oda"),  # Arabizi digits stay
+])
+def test_squeeze(text, squeezed):
+    assert squeeze(text) == squeezed
+
+
+def test_training_rows_map_intents_and_drop_duplicates_and_payloads():
+    texts, labels = training_rows(
+        [("Help me NOW", "emergency"), ("exit", "quick_exit"), ("hello", "greet"),
+         ("/greet", "greet"), ("help me noww", "emergency")],
+        [("HELLO!!", "neither", "en:neither.short"), ("he is here", "exit", "en:exit.arriving")])
+    assert list(zip(texts, labels)) == [("Help me NOW", "urgent"), ("exit", "exit"),
+                                        ("hello", "neither"), ("he is here", "exit")]
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    texts = ["they are beating me now", "he has a knife help", "i am bleeding a lot",
+             "locked in the truck cant breathe", "he is coming hide this", "close it fast",
+             "someone is looking at my phone", "my boss is here", "hello", "what is trafficking",
+             "thank you", "i need a doctor for an old wound", "where is a shelter",
+             "my passport was taken last year"]
+    labels = ["urgent"] * 4 + ["exit"] * 4 + ["neither"] * 6
+    return UrgencyModel(UrgencyConfig(c=10.0)).fit(texts, labels)
+
+
+def test_the_model_learns_and_survives_typos(small_model):
+    assert max(small_model.predict("theyy r beatinnng me"), key=small_model.predict(
+        "theyy r beatinnng me").get) == "urgent"
+    assert max(small_model.predict("hideee thiss he is comin"), key=small_model.predict(
+        "hideee thiss he is comin").get) == "exit"
+    assert small_model.is_known_calm("HELLO!!") and not small_model.is_known_calm("hello there")
+
+
+def test_the_model_round_trips_without_pickle(small_model, tmp_path):
+    small_model.save(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["urgency.json", "urgency.npz"]
+    loaded = UrgencyModel.load(tmp_path)
+    texts = ["he has a gun", "bonjour", "ساعدوني"]
+    assert np.allclose(loaded.probabilities(texts), small_model.probabilities(texts), atol=1e-6)
+    assert loaded.known_calm == small_model.known_calm
+    with np.load(tmp_path / "urgency.npz", allow_pickle=False) as arrays:
+        assert all(arrays[name].dtype != object for name in arrays.files)
+
+
+def test_bad_labels_and_an_untrained_model_are_errors():
+    with pytest.raises(ValueError, match="unknown labels"):
+        UrgencyModel().fit(["a", "b", "c"], ["urgent", "exit", "calm"])
+    with pytest.raises(ValueError, match="no examples of"):
+        UrgencyModel().fit(["a", "b"], ["urgent", "neither"])
+    with pytest.raises(RuntimeError, match="not trained"):
+        UrgencyModel().predict("help")
+
+
+def test_thresholds_outside_zero_and_one_are_refused():
+    from bot.nlu.components import UrgencyDetector
+
+    config = {**UrgencyDetector.get_default_config(), "urgent_threshold": 1.5}
+    with pytest.raises(ValueError, match="urgent_threshold must be between 0 and 1"):
+        UrgencyDetector(config, None, None)
+
+
+# Precedence (bot/nlu/components.py): a quick-exit signal wins over everything but a quick
+# exit; an urgent signal over everything but the two safety intents; nothing is lowered.
+@pytest.mark.parametrize("current, signals, result", [
+    ("greet", {"emergency"}, "emergency"),
+    ("greet", {"quick_exit"}, "quick_exit"),
+    ("greet", {"emergency", "quick_exit"}, "quick_exit"),
+    ("emergency", {"quick_exit"}, "quick_exit"),
+    ("forget_me", {"quick_exit"}, "quick_exit"),
+    ("quick_exit", {"emergency"}, None),
+    ("emergency", {"emergency"}, None),
+    ("check_situation", set(), None),
+    (None, {"emergency"}, "emergency"),
+])
+def test_precedence(current, signals, result):
+    from bot.nlu.components import _escalate
+
+    assert _escalate(current, signals) == result
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("text, intent", [
+    # typos, stretched letters, capitals, no punctuation
+    ("HEEEELP MEEE PLZZ", "emergency"),
+    ("hlep me pls they hiting me", "emergency"),
+    ("ayudenmeeee x favor", "emergency"),
+    ("o secours", "emergency"),
+    # danger without a word for help
+    ("he pulled a knife on me in the kitchen", "emergency"),
+    ("on étouffe dans le camion il fait trop chaud", "emergency"),
+    ("me encerraron en el cuarto y no puedo salir", "emergency"),
+    ("حابسيني في الغرفة والباب مقفول", "emergency"),
+    # someone can see my phone: quick exit in every language
+    ("my husband is looking at my phone", "quick_exit"),
+    ("il regarde mon téléphone", "quick_exit"),
+    ("mi jefe esta viendo mi celular", "quick_exit"),
+    ("بيشوف تلفوني", "quick_exit"),
+    # both urgent and watched: the quick exit wins
+    ("he has a knife and he can see my screen, hide it", "quick_exit"),
+    # calm messages stay calm
+    ("help", "menu"),
+    ("ayuda", "menu"),
+    ("hello", "greet"),
+])
+def test_the_trained_assistant(assistant, text, intent):
+    assert assistant.parse(text)["intent"]["name"] == intent
