@@ -8,8 +8,8 @@ corpus ``data/urgency/`` and the intent examples of ``data/nlu/``), then a model
 all of them scored on the development set (``tests/nlu_dev/``): for a range of thresholds,
 the recall of urgent and exit messages and the share of the other messages it would turn
 into an emergency or an exit. It prints the thresholds chosen: for each label the lowest
-whose false alarms on the development set's calm messages stay at or under 1 %. The test set
-is never read here.
+whose false alarms on the development set's calm messages stay at or under 1 % (urgent) or
+0.25 % (exit: a false exit erases the conversation). The test set is never read here.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ from bot.settings import PROJECT_ROOT
 
 THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 # The rule: the lowest threshold (the most urgent messages caught) whose false alarms on the
-# development set's calm messages stay at or under this share.
-MAX_FALSE_ALARMS = 0.01
+# development set's calm messages stay at or under this share. A false exit erases the
+# person's conversation; a false emergency costs one message with the emergency contacts.
+MAX_FALSE_ALARMS = {"urgent": 0.01, "exit": 0.0025}
 
 CONFIGS = {
     "default": UrgencyConfig(),
@@ -85,9 +86,10 @@ def sweep(model: UrgencyModel) -> None:
         lowest = probabilities[truth == label, index].min()
         print(f"  lowest {label} probability of a development {label} message: {lowest:.3f}")
         calm = probabilities[truth == "neither", index]
-        chosen = next((t for t in THRESHOLDS if (calm >= t).mean() <= MAX_FALSE_ALARMS), None)
-        print(f"  chosen {label} threshold (the lowest with at most {MAX_FALSE_ALARMS:.0%} "
-              f"false alarms): {chosen}")
+        cap = MAX_FALSE_ALARMS[label]
+        chosen = next((t for t in THRESHOLDS if (calm >= t).mean() <= cap), None)
+        print(f"  chosen {label} threshold (the lowest with at most {cap:.2%} false alarms): "
+              f"{chosen}")
 
 
 def main() -> None:

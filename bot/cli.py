@@ -59,6 +59,8 @@ TRAINING_INPUTS = (
     "data/nlu",
     "data/stories",
     "data/urgency",
+    "data/gazetteer/places.csv",
+    "data/services",
     "bot/nlu",
     "bot/keywords.py",
 )
@@ -69,7 +71,8 @@ def training_files(root: Path = PROJECT_ROOT) -> list[Path]:
     for item in TRAINING_INPUTS:
         path = root / item
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in {".yml", ".py"})
+            files += sorted(p for p in path.rglob("*")
+                            if p.is_file() and p.suffix in {".yml", ".py", ".csv"})
         elif path.exists():
             files.append(path)
     return files

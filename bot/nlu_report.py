@@ -4,8 +4,8 @@ The examples are Rasa NLU YAML files, one per language: the development set
 (``tests/nlu_dev/``, used to choose thresholds and to find weak intents) and the independent
 test set (``tests/nlu_test/``, written without seeing the training data and never used to
 choose anything). ``helpline nlu report`` prints, per language and set: accuracy, macro F1,
-precision and recall per intent, the most frequent confusions, and the recall of the intents
-that must not be missed.
+precision and recall per intent, the most frequent confusions, the recall of the intents
+that must not be missed, and the share of the marked places found as place entities.
 """
 
 from __future__ import annotations
@@ -98,6 +98,9 @@ class Scores:
     safety_recall: Dict[str, float]
     urgent_false_positive_rate: float  # non-urgent examples read as emergency or quick exit
     misses: List[Tuple[str, str, str]] = field(default_factory=list)  # text, expected, predicted
+    # Of the places marked in the examples, the share found as a place entity (None: no
+    # places marked, or no entities given).
+    place_recall: Optional[float] = None
 
     def as_dict(self) -> dict:
         return {
@@ -108,15 +111,25 @@ class Scores:
             "confusions": [list(c) for c in self.confusions],
             "safety_recall": {i: round(r, 4) for i, r in self.safety_recall.items()},
             "urgent_false_positive_rate": round(self.urgent_false_positive_rate, 4),
+            "place_recall": None if self.place_recall is None else round(self.place_recall, 4),
         }
 
 
-def score(examples: Sequence[Example], predicted: Sequence[str]) -> Scores:
+def _same_place(marked: str, found: Iterable[str]) -> bool:
+    from bot.keywords import normalise
+
+    marked = normalise(marked)
+    return any(marked and (marked in normalise(f) or normalise(f) in marked)
+               for f in found if normalise(f))
+
+
+def score(examples: Sequence[Example], predicted: Sequence[str],
+          places: Optional[Sequence[Sequence[str]]] = None) -> Scores:
     """Scores ``predicted`` intents against the examples' labels.
 
     Precision and F1 are computed over the intents that have examples; a prediction of an
     intent without examples counts against precision of nothing but lowers recall of the
-    expected one.
+    expected one. ``places``, when given, are the place entities found in each example.
     """
     if len(examples) != len(predicted):
         raise ValueError(f"{len(examples)} examples but {len(predicted)} predictions")
@@ -149,7 +162,13 @@ def score(examples: Sequence[Example], predicted: Sequence[str]) -> Scores:
         safety[intent] = sum(g in accepted for _, g in pairs) / len(pairs)
     calm = [g for e, g in zip(examples, predicted) if e.intent not in URGENT]
     false_alarms = sum(g in URGENT for g in calm) / len(calm) if calm else 0.0
+    place_recall = None
+    if places is not None:
+        marked = [(m, found) for e, found in zip(examples, places) for m in e.places]
+        if marked:
+            place_recall = sum(_same_place(m, found) for m, found in marked) / len(marked)
     return Scores(
+        place_recall=place_recall,
         n=len(examples),
         accuracy=sum(tp.values()) / len(examples),
         macro_f1=sum(f for _, _, f, _ in per_intent.values()) / len(per_intent),
@@ -161,8 +180,11 @@ def score(examples: Sequence[Example], predicted: Sequence[str]) -> Scores:
     )
 
 
-def model_parser(model: Path) -> Callable[[Iterable[str]], List[str]]:
-    """A function from texts to the intents a trained Rasa model gives them."""
+Parsed = Tuple[str, Tuple[str, ...]]  # intent, place entity values
+
+
+def model_parser(model: Path) -> Callable[[Iterable[str]], List[Parsed]]:
+    """A function from texts to the intents and places a trained Rasa model finds in them."""
     import asyncio
     import logging
 
@@ -175,24 +197,35 @@ def model_parser(model: Path) -> Callable[[Iterable[str]], List[str]]:
     agent = Agent.load(str(model))
     loop = asyncio.new_event_loop()
 
-    def parse(texts: Iterable[str]) -> List[str]:
-        async def run() -> List[str]:
-            return [((await agent.parse_message(t)).get("intent") or {}).get("name") or ""
-                    for t in texts]
+    def parse(texts: Iterable[str]) -> List[Parsed]:
+        async def run() -> List[Parsed]:
+            results = []
+            for text in texts:
+                parsed = await agent.parse_message(text)
+                places = tuple(e.get("value") for e in parsed.get("entities") or []
+                               if e.get("entity") == "place" and isinstance(e.get("value"), str))
+                results.append(((parsed.get("intent") or {}).get("name") or "", places))
+            return results
 
         return loop.run_until_complete(run())
 
     return parse
 
 
-def evaluate(parse: Callable[[Iterable[str]], List[str]], sets: Sequence[str],
+def evaluate(parse: Callable[[Iterable[str]], list], sets: Sequence[str],
              languages: Sequence[str] = LANGUAGES) -> Dict[str, Dict[str, Scores]]:
-    """set -> language -> scores."""
+    """set -> language -> scores. ``parse`` gives intents, or (intent, places) pairs."""
     report: Dict[str, Dict[str, Scores]] = {}
     for name in sets:
         report[name] = {}
         for language, examples in load_set(name, languages).items():
-            report[name][language] = score(examples, parse([e.text for e in examples]))
+            parsed = parse([e.text for e in examples])
+            if parsed and isinstance(parsed[0], tuple):
+                intents = [p[0] for p in parsed]
+                places: Optional[List[Tuple[str, ...]]] = [p[1] for p in parsed]
+            else:
+                intents, places = list(parsed), None
+            report[name][language] = score(examples, intents, places)
     return report
 
 
@@ -200,7 +233,7 @@ def format_report(report: Dict[str, Dict[str, Scores]], confusions: int = 8,
                   misses: bool = False) -> str:
     """The report as text: a summary table, then per set and language the details."""
     lines = ["set   lang    n  accuracy  macro F1  emergency  quick_exit  forget_me  "
-             "request_human  false urgent"]
+             "request_human  false urgent  places"]
     for name, languages in report.items():
         for language, s in languages.items():
             r = s.safety_recall
@@ -209,7 +242,8 @@ def format_report(report: Dict[str, Dict[str, Scores]], confusions: int = 8,
                 f"{r.get('emergency', float('nan')):9.3f}  {r.get('quick_exit', float('nan')):10.3f}  "
                 f"{r.get('forget_me', float('nan')):9.3f}  "
                 f"{r.get('request_human', float('nan')):13.3f}  "
-                f"{s.urgent_false_positive_rate:12.3f}")
+                f"{s.urgent_false_positive_rate:12.3f}  "
+                + ("     -" if s.place_recall is None else f"{s.place_recall:6.3f}"))
     for name, languages in report.items():
         for language, s in languages.items():
             lines.append("")

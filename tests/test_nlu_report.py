@@ -100,3 +100,15 @@ def test_the_command_refuses_bad_choices_and_a_missing_model(tmp_path, capsys):
     assert main(["nlu", "report", "--language", "de"]) == 2
     assert main(["nlu", "report", "--model", str(tmp_path / "none.tar.gz")]) == 2
     assert "no model at" in capsys.readouterr().err
+
+
+def test_place_recall_counts_marked_places_found_as_entities():
+    examples = [Example("i am in Tripoli now", "inform_location", ("Tripoli",)),
+                Example("near bama camp", "inform_location", ("bama",)),
+                Example("hello", "greet")]
+    s = score(examples, ["inform_location", "greet", "greet"],
+              [("Tripoli",), ("Maiduguri",), ()])
+    assert s.place_recall == 0.5
+    assert score(examples, ["greet"] * 3).place_recall is None  # no entities given
+    found = evaluate(lambda texts: [("greet", ()) for _ in texts], ["dev"], ["en"])
+    assert found["dev"]["en"].place_recall == 0.0

@@ -129,8 +129,64 @@ def test_thresholds_outside_zero_and_one_are_refused():
         UrgencyDetector(config, None, None)
 
 
-# Precedence (bot/nlu/components.py): a quick-exit signal wins over everything but a quick
-# exit; an urgent signal over everything but the two safety intents; nothing is lowered.
+def _message(text, intent):
+    from rasa.shared.nlu.training_data.message import Message
+
+    message = Message(data={"text": text})
+    message.set("intent", {"name": intent, "confidence": 0.9})
+    message.set("intent_ranking", [{"name": intent, "confidence": 0.9}])
+    return message
+
+
+class _Stub:
+    """A stand-in model with fixed probabilities, to test the detector's rules alone."""
+
+    def __init__(self, urgent, exit_):
+        self.p = {"neither": 1 - urgent - exit_, "urgent": urgent, "exit": exit_}
+
+    def is_known_calm(self, text):
+        return text == "hello"
+
+    def predict(self, text):
+        return dict(self.p)
+
+
+@pytest.mark.parametrize("current, urgent, exit_, result, confidence", [
+    ("greet", 0.6, 0.1, "emergency", 1.0),
+    ("greet", 0.1, 0.6, "quick_exit", 1.0),
+    ("greet", 0.45, 0.45, "greet", 0.9),  # neither passes its threshold
+    ("check_situation", 0.49, 0.0, "check_situation", 0.9),
+    ("emergency", 0.6, 0.0, "emergency", 1.0),  # agreeing: made certain
+    ("emergency", 0.1, 0.7, "emergency", 1.0),  # an exit, not sure enough to hold back help
+    ("emergency", 0.1, 0.85, "quick_exit", 1.0),  # very sure: the quick exit wins
+    ("quick_exit", 0.9, 0.05, "quick_exit", 0.9),  # never lowered
+    ("forget_me", 0.0, 0.6, "quick_exit", 1.0),
+])
+def test_the_detector_rules(current, urgent, exit_, result, confidence):
+    from bot.nlu.components import UrgencyDetector
+
+    detector = UrgencyDetector({**UrgencyDetector.get_default_config(),
+                                "urgent_threshold": 0.5, "exit_threshold": 0.5},
+                               None, None, _Stub(urgent, exit_))
+    message = _message("some words", current)
+    detector.process([message])
+    assert message.get("intent") == {"name": result, "confidence": confidence}
+    assert set(message.get("urgency")) == set(LABELS)
+
+
+def test_the_detector_skips_payloads_and_known_calm_messages():
+    from bot.nlu.components import UrgencyDetector
+
+    detector = UrgencyDetector(UrgencyDetector.get_default_config(), None, None,
+                               _Stub(0.99, 0.0))
+    messages = [_message("hello", "greet"), _message("/greet", "greet")]
+    detector.process(messages)
+    assert [m.get("intent")["name"] for m in messages] == ["greet", "greet"]
+    assert all(m.get("urgency") is None for m in messages)
+
+
+# A signal that agrees with the current intent returns it, so that it becomes certain (an
+# emergency at 0.3 confidence must not fall to the fallback classifier).
 @pytest.mark.parametrize("current, signals, result", [
     ("greet", {"emergency"}, "emergency"),
     ("greet", {"quick_exit"}, "quick_exit"),
@@ -138,7 +194,8 @@ def test_thresholds_outside_zero_and_one_are_refused():
     ("emergency", {"quick_exit"}, "quick_exit"),
     ("forget_me", {"quick_exit"}, "quick_exit"),
     ("quick_exit", {"emergency"}, None),
-    ("emergency", {"emergency"}, None),
+    ("emergency", {"emergency"}, "emergency"),
+    ("quick_exit", {"quick_exit"}, "quick_exit"),
     ("check_situation", set(), None),
     (None, {"emergency"}, "emergency"),
 ])

@@ -1,5 +1,10 @@
-"""Custom Rasa NLU components: language detection and safety keywords."""
+"""Custom Rasa NLU components: language detection, places, urgency and safety keywords."""
 
-from bot.nlu.components import LanguageDetector, SafetyKeywordClassifier, UrgencyDetector
+from bot.nlu.components import (
+    LanguageDetector,
+    PlaceExtractor,
+    SafetyKeywordClassifier,
+    UrgencyDetector,
+)
 
-__all__ = ["LanguageDetector", "SafetyKeywordClassifier", "UrgencyDetector"]
+__all__ = ["LanguageDetector", "PlaceExtractor", "SafetyKeywordClassifier", "UrgencyDetector"]

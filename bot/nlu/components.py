@@ -1,7 +1,9 @@
-"""Three small Rasa NLU components.
+"""Four small Rasa NLU components.
 
 ``LanguageDetector`` adds a ``detected_language`` entity when a message is long enough to trust
-(see ``bot.language``); the ``language`` slot maps from it. ``UrgencyDetector`` decides urgent /
+(see ``bot.language``); the ``language`` slot maps from it. ``PlaceExtractor`` adds a ``place``
+entity for every name of the deployment's places file and services directory found in the
+message (``bot.nlu.places``), whatever the intent. ``UrgencyDetector`` decides urgent /
 exit / neither with a model of its own (``bot.nlu.urgency``) and overrides the intent above its
 thresholds. ``SafetyKeywordClassifier`` overrides the intent for the safety words and danger
 patterns of ``bot/keywords.yml`` (typos, stretched letters and missing spaces included), so
@@ -40,6 +42,7 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from bot.keywords import KEYWORDS_FILE, load_keywords, load_patterns, match_keyword, match_patterns
 from bot.language import detect_language
+from bot.nlu.places import DIRECTORY_DIR, PLACES_FILE, PlaceMatcher, read_place_names
 from bot.nlu.urgency import CORPUS_DIR, UrgencyConfig, UrgencyModel, read_corpus, training_rows
 from bot.settings import Settings
 
@@ -95,6 +98,79 @@ class LanguageDetector(GraphComponent):
         return messages
 
 @DefaultV1Recipe.register(
+    [DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=True
+)
+class PlaceExtractor(GraphComponent):
+    """``place`` entities from the names of the places file and the services directory.
+
+    The names are read when training and kept in the model. A place the intent model found
+    already is left as it is. A message the intent model read as out of scope that names a
+    known place becomes ``inform_location``: someone telling where they are.
+    """
+
+    ENTITY = "place"
+
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        return {"places_file": str(PLACES_FILE), "directory": str(DIRECTORY_DIR)}
+
+    def __init__(self, model_storage: ModelStorage, resource: Resource,
+                 names: Optional[List[str]] = None) -> None:
+        self.model_storage = model_storage
+        self.resource = resource
+        self.matcher = PlaceMatcher(names or [])
+
+    @classmethod
+    def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+               execution_context: ExecutionContext) -> "PlaceExtractor":
+        return cls(model_storage, resource,
+                   read_place_names(Path(config["places_file"]), Path(config["directory"])))
+
+    @classmethod
+    def load(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+             execution_context: ExecutionContext, **kwargs: Any) -> "PlaceExtractor":
+        import json
+
+        with model_storage.read_from(resource) as directory:
+            names = json.loads((directory / "places.json").read_text(encoding="utf-8"))
+        return cls(model_storage, resource, names)
+
+    def train(self, training_data: TrainingData) -> Resource:
+        import json
+
+        names = sorted(set(self.matcher.names.values()))
+        with self.model_storage.write_to(self.resource) as directory:
+            (directory / "places.json").write_text(json.dumps(names, ensure_ascii=False),
+                                                   encoding="utf-8")
+        return self.resource
+
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        return training_data
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        for message in messages:
+            text = message.get(TEXT) or ""
+            if text.startswith("/"):
+                continue
+            entities = list(message.get(ENTITIES, []) or [])
+            taken = [(e[ENTITY_ATTRIBUTE_START], e[ENTITY_ATTRIBUTE_END]) for e in entities
+                     if e.get(ENTITY_ATTRIBUTE_TYPE) == self.ENTITY]
+            added = [
+                {ENTITY_ATTRIBUTE_TYPE: self.ENTITY, ENTITY_ATTRIBUTE_VALUE: found.value,
+                 ENTITY_ATTRIBUTE_START: found.start, ENTITY_ATTRIBUTE_END: found.end,
+                 ENTITY_ATTRIBUTE_CONFIDENCE: 1.0, EXTRACTOR: self.__class__.__name__}
+                for found in self.matcher.find(text)
+                if not any(found.start < end and start < found.end for start, end in taken)
+            ]
+            if not added:
+                continue
+            message.set(ENTITIES, [*entities, *added], add_to_output=True)
+            if (message.get(INTENT) or {}).get("name") == "out_of_scope":
+                _override(message, "inform_location")
+        return messages
+
+
+@DefaultV1Recipe.register(
     [DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False
 )
 class SafetyKeywordClassifier(GraphComponent):
@@ -143,14 +219,16 @@ class SafetyKeywordClassifier(GraphComponent):
 
 
 def _escalate(current: Optional[str], signals: Collection[str]) -> Optional[str]:
-    """The intent a message's safety signals raise ``current`` to, or None to keep it.
+    """The intent a message's safety signals make certain, or None to leave it as it is.
 
-    A quick-exit signal wins over everything but a quick exit (see the module docstring); an
-    urgent one over everything but the two safety intents. Nothing is ever lowered.
+    A quick-exit signal wins over everything (see the module docstring); an urgent one over
+    everything but a quick exit. Nothing is ever lowered. A signal that agrees with the
+    current intent returns it too, so that it becomes certain: an emergency the intent model
+    gave only 0.3 must not fall to the fallback.
     """
-    if "quick_exit" in signals and current != "quick_exit":
+    if "quick_exit" in signals:
         return "quick_exit"
-    if "emergency" in signals and current not in ("emergency", "quick_exit"):
+    if "emergency" in signals and current != "quick_exit":
         return "emergency"
     return None
 
@@ -181,6 +259,7 @@ class UrgencyDetector(GraphComponent):
     """
 
     OUTPUT = "urgency"
+    SURE = 0.8  # the exit probability that turns the intent model's emergency into an exit
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
@@ -233,14 +312,19 @@ class UrgencyDetector(GraphComponent):
                 continue
             p = self.model.predict(text)
             message.set(self.OUTPUT, {k: round(v, 4) for k, v in p.items()}, add_to_output=True)
-            # Both above their thresholds: the likelier one (a pattern, not this model, says
-            # for certain that someone is watching).
+            # Both above their thresholds: the likelier one. This model turns an emergency
+            # of the intent model into a quick exit only when it is very sure (a wrong turn
+            # would hold back the emergency contacts); otherwise the emergency stands, made
+            # certain. A keyword or a "someone sees my phone" pattern needs no such margin.
             signals = set()
             if p["exit"] >= self.exit_threshold and p["exit"] >= p["urgent"]:
                 signals.add("quick_exit")
             elif p["urgent"] >= self.urgent_threshold:
                 signals.add("emergency")
-            intent = _escalate((message.get(INTENT) or {}).get("name"), signals)
+            current = (message.get(INTENT) or {}).get("name")
+            intent = _escalate(current, signals)
+            if intent == "quick_exit" and current == "emergency" and p["exit"] < self.SURE:
+                intent = "emergency"
             if intent is not None:
                 _override(message, intent)
         return messages

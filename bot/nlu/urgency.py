@@ -173,7 +173,7 @@ class UrgencyModel:
         classifier = LogisticRegression(C=self.config.c, class_weight="balanced",
                                         max_iter=5000)
         classifier.fit(matrix, list(labels))
-        self.known_calm = frozenset(squeeze(t) for t, label in zip(texts, labels)
+        self.known_calm = frozenset(normalise(t) for t, label in zip(texts, labels)
                                     if label == "neither")
         order = [list(classifier.classes_).index(label) for label in LABELS]
         self.coef = classifier.coef_[order].astype(np.float32)
@@ -191,8 +191,9 @@ class UrgencyModel:
         return exp / exp.sum(axis=1, keepdims=True)
 
     def is_known_calm(self, text: str) -> bool:
-        """Whether ``text`` is, once squeezed, a message taught as "neither"."""
-        return squeeze(text) in self.known_calm
+        """Whether ``text`` is a message taught as "neither" (case, accents and punctuation
+        aside; a stretched "HELPPP" is not the menu's "help")."""
+        return normalise(text) in self.known_calm
 
     def predict(self, text: str) -> Dict[str, float]:
         row = self.probabilities([text])[0]

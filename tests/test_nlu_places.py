@@ -1,0 +1,63 @@
+"""Place names inside any sentence (bot/nlu/places.py), from the deployment's own files."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.nlu.places import PlaceMatcher, PlacesError, read_place_names
+
+
+@pytest.fixture(scope="module")
+def matcher():
+    return PlaceMatcher(read_place_names())
+
+
+def test_names_come_from_the_places_file_and_the_directory():
+    names = read_place_names()
+    # places.csv: the place, its names in each language, other spellings
+    assert {"Maiduguri", "مايدوغوري", "Yerwa", "Maidugiri"} <= set(names)
+    # data/services/*.csv: the towns the directory names
+    assert "Tripoli" in names
+    assert not any(name.startswith("#") for name in names)  # the HXL row is not a place
+
+
+@pytest.mark.parametrize("text, value", [
+    ("i am in Maiduguri now", "Maiduguri"),
+    ("we reached MAIDUGRI yesterday", "MAIDUGRI"),  # one typo, capitals
+    ("je suis à Sebha depuis 2 semaines", "Sebha"),
+    ("انا بطرابلس", "بطرابلس"),  # a preposition joined to the name
+    ("near Bama camp", "Bama"),
+    ("estamos en Borno State ahora", "Borno State"),  # the longest name wins
+])
+def test_places_inside_sentences(matcher, text, value):
+    found = matcher.find(text)
+    assert [f.value for f in found] == [value]
+    assert text[found[0].start:found[0].end] == value
+
+
+@pytest.mark.parametrize("text", ["the gate is open", "mobile", "bam", "i need a doctor"])
+def test_ordinary_words_are_not_places(matcher, text):
+    assert matcher.find(text) == []
+
+
+def test_short_names_match_exactly_only(matcher):
+    assert matcher.find("i am in Mubi") and not matcher.find("i am in Mobi")
+
+
+def test_bad_files_are_named(tmp_path):
+    places = tmp_path / "places.csv"
+    places.write_text("Code,Type\nx,town\n", encoding="utf-8")
+    with pytest.raises(PlacesError, match="none of the columns"):
+        read_place_names(places, None)
+    with pytest.raises(PlacesError, match="missing.csv"):
+        read_place_names(tmp_path / "missing.csv", None)
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("text, place", [
+    ("we just arrived in Monguno with my kids", "Monguno"),
+    ("salam, ana fi Sebha", "Sebha"),
+])
+def test_the_trained_assistant_marks_places(assistant, text, place):
+    parsed = assistant.parse(text)
+    assert place in [e["value"] for e in parsed["entities"] if e["entity"] == "place"]
