@@ -1,10 +1,10 @@
-"""Compares NLU pipelines: training time, model size, and scores on the development set.
+"""Compares NLU pipelines: training time, model size, memory, and scores on the dev set.
 
 Usage:
     .venv/bin/python -m benchmarks.pipelines [--only NAME ...] [--folds K] [--out FILE]
 
-Each configuration is ``bot/config.yml`` with its pipeline changed as named in ``VARIANTS``;
-it is trained on ``data/nlu/`` (NLU only, in a temporary folder) and scored on the
+Each configuration is ``bot/config.yml`` (``current``) with its pipeline changed as named in
+``VARIANTS``; it is trained on ``data/nlu/`` (NLU only, in a temporary folder) and scored on the
 development set (``tests/nlu_dev/``) with the same code as ``helpline nlu report``. With
 ``--folds K`` each configuration is also cross-validated on the training data (K trainings
 more: slow). The choice rule: the best mean macro F1 among the configurations whose recall of
@@ -51,17 +51,25 @@ def _without_urgency(pipeline):
     pipeline[:] = [c for c in pipeline if c["name"] != "bot.nlu.UrgencyDetector"]
 
 
-def _both(*changes):
-    def change(pipeline):
-        for c in changes:
-            c(pipeline)
-    return change
+def _linear(pipeline):
+    """No DIET: a logistic regression for intents and a CRF for entities (seconds to train)."""
+    at = pipeline.index(_component(pipeline, "DIETClassifier"))
+    pipeline[at:at + 1] = [{"name": "LogisticRegressionClassifier", "max_iter": 1000},
+                           {"name": "CRFEntityExtractor"}]
+
+
+def _diet_intents_crf_entities(pipeline):
+    """DIET for intents only; a CRF for entities."""
+    diet = _component(pipeline, "DIETClassifier")
+    diet["entity_recognition"] = False
+    at = pipeline.index(diet)
+    pipeline.insert(at + 1, {"name": "CRFEntityExtractor"})
 
 
 VARIANTS = {
     "current": lambda pipeline: None,
     "no-urgency-detector": _without_urgency,
-    "epochs-40": _diet(epochs=40),
+    "epochs-60": _diet(epochs=60),
     "epochs-100": _diet(epochs=100),
     "chars-1-5": _chars(1, 5),
     "chars-2-5": _chars(2, 5),
@@ -71,7 +79,8 @@ VARIANTS = {
     "chars-max-10000": lambda pipeline: next(
         c for c in pipeline if c.get("analyzer") == "char_wb").update(max_features=10000),
     "batch-128-512": _diet(batch_size=[128, 512]),
-    "chars-2-5-epochs-40": _both(_chars(2, 5), _diet(epochs=40)),
+    "logistic-regression-crf": _linear,
+    "diet-intents-crf-entities": _diet_intents_crf_entities,
 }
 
 
@@ -120,6 +129,34 @@ def cross_validate(config: dict, folds: int, folder: Path) -> dict:
             **{f"recall_{i}": round(r, 4) for i, r in s.safety_recall.items()}}
 
 
+_SERVE = """
+import asyncio, logging, resource, sys, time
+from rasa.core.agent import Agent
+from rasa.utils.log_utils import configure_structlog
+configure_structlog(logging.WARNING)
+agent = Agent.load(sys.argv[1])
+loop = asyncio.new_event_loop()
+texts = ["hello", "they took my passport", "HELP ME PLS", "je suis a Sebha", "ana fi tarablos"] * 40
+started = time.perf_counter()
+for text in texts:
+    loop.run_until_complete(agent.parse_message(text))
+per = (time.perf_counter() - started) / len(texts) * 1000
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, per)
+"""
+
+
+def serving(model: Path) -> tuple[float, float]:
+    """Peak memory (MiB) of a process that loads the model and parses 200 messages, and the
+    mean parse time (ms)."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", _SERVE, str(model)], capture_output=True,
+                            text=True, check=True, cwd=PROJECT_ROOT)
+    memory, per = result.stdout.split()[-2:]
+    return float(memory), float(per)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", action="append", choices=list(VARIANTS))
@@ -135,9 +172,11 @@ def main() -> None:
             with tarfile.open(model) as archive:
                 unpacked = sum(m.size for m in archive.getmembers())
             dev = evaluate(model_parser(model), ["dev"])["dev"]
+            memory, per_parse = serving(model)
             result = {
                 "name": name, "train_seconds": round(seconds, 1),
                 "model_mb": round(size / 2**20, 1), "unpacked_mb": round(unpacked / 2**20, 1),
+                "serving_peak_mib": round(memory), "parse_ms": round(per_parse, 1),
                 "dev": {lang: {"accuracy": round(s.accuracy, 3), "macro_f1": round(s.macro_f1, 3),
                                **{f"recall_{i}": round(r, 3) for i, r in s.safety_recall.items()},
                                "false_urgent": round(s.urgent_false_positive_rate, 3)}

@@ -79,16 +79,24 @@ def load_patterns(path: Path = KEYWORDS_FILE) -> List[Tuple[re.Pattern, str]]:
     return patterns
 
 
+def _forms(text: str) -> Tuple[str, ...]:
+    """The safety form, and the normalised form when stretching was cut (a pattern may look
+    for the stretching itself: "HELPPP" is a cry, "help" asks for the menu)."""
+    normal, safe = normalise(text), safety_form(text)
+    return (safe,) if safe == normal else (safe, normal)
+
+
 def match_patterns(text: str, patterns: List[Tuple[re.Pattern, str]]) -> Set[str]:
-    """The intents of every pattern found in the safety form of ``text``."""
-    normal = safety_form(text)
-    return {intent for pattern, intent in patterns if pattern.search(normal)}
+    """The intents of every pattern found in the safety or normalised form of ``text``."""
+    forms = _forms(text)
+    return {intent for pattern, intent in patterns if any(pattern.search(f) for f in forms)}
 
 
 def match_pattern(text: str, patterns: List[Tuple[re.Pattern, str]]) -> Optional[str]:
-    """The intent of the first pattern found in the safety form of ``text``, or None."""
-    normal = safety_form(text)
-    return next((intent for pattern, intent in patterns if pattern.search(normal)), None)
+    """The intent of the first pattern found in the safety or normalised form of ``text``."""
+    forms = _forms(text)
+    return next((intent for pattern, intent in patterns
+                 if any(pattern.search(f) for f in forms)), None)
 
 
 def load_keywords(path: Path = KEYWORDS_FILE) -> Dict[str, str]:

@@ -5,7 +5,8 @@ The examples are Rasa NLU YAML files, one per language: the development set
 test set (``tests/nlu_test/``, written without seeing the training data and never used to
 choose anything). ``helpline nlu report`` prints, per language and set: accuracy, macro F1,
 precision and recall per intent, the most frequent confusions, the recall of the intents
-that must not be missed, and the share of the marked places found as place entities.
+that must not be missed, the share of the marked places found as place entities, and the
+urgency detector's own recall and false alarms.
 """
 
 from __future__ import annotations
@@ -101,6 +102,10 @@ class Scores:
     # Of the places marked in the examples, the share found as a place entity (None: no
     # places marked, or no entities given).
     place_recall: Optional[float] = None
+    # The urgency detector's own decisions (before the keywords and the intent model):
+    # recall of urgent among the emergencies, of exit among the quick exits, and the share
+    # of calm messages it called urgent or exit. None when the parser gave no decisions.
+    detector: Optional[Dict[str, float]] = None
 
     def as_dict(self) -> dict:
         return {
@@ -112,6 +117,8 @@ class Scores:
             "safety_recall": {i: round(r, 4) for i, r in self.safety_recall.items()},
             "urgent_false_positive_rate": round(self.urgent_false_positive_rate, 4),
             "place_recall": None if self.place_recall is None else round(self.place_recall, 4),
+            "detector": None if self.detector is None else {
+                k: round(v, 4) for k, v in self.detector.items()},
         }
 
 
@@ -123,8 +130,22 @@ def _same_place(marked: str, found: Iterable[str]) -> bool:
                for f in found if normalise(f))
 
 
+def detector_scores(examples: Sequence[Example], decisions: Sequence[str]) -> Dict[str, float]:
+    """The urgency detector's recall and false alarms from its decisions per example."""
+    def share(selected, wanted):
+        chosen = [d for e, d in zip(examples, decisions) if selected(e)]
+        return sum(d in wanted for d in chosen) / len(chosen) if chosen else float("nan")
+
+    return {
+        "urgent_recall": share(lambda e: e.intent == "emergency", ("urgent",)),
+        "exit_recall": share(lambda e: e.intent == "quick_exit", ("exit",)),
+        "false_alarms": share(lambda e: e.intent not in URGENT, ("urgent", "exit")),
+    }
+
+
 def score(examples: Sequence[Example], predicted: Sequence[str],
-          places: Optional[Sequence[Sequence[str]]] = None) -> Scores:
+          places: Optional[Sequence[Sequence[str]]] = None,
+          decisions: Optional[Sequence[str]] = None) -> Scores:
     """Scores ``predicted`` intents against the examples' labels.
 
     Precision and F1 are computed over the intents that have examples; a prediction of an
@@ -169,6 +190,7 @@ def score(examples: Sequence[Example], predicted: Sequence[str],
             place_recall = sum(_same_place(m, found) for m, found in marked) / len(marked)
     return Scores(
         place_recall=place_recall,
+        detector=None if decisions is None else detector_scores(examples, decisions),
         n=len(examples),
         accuracy=sum(tp.values()) / len(examples),
         macro_f1=sum(f for _, _, f, _ in per_intent.values()) / len(per_intent),
@@ -180,7 +202,7 @@ def score(examples: Sequence[Example], predicted: Sequence[str],
     )
 
 
-Parsed = Tuple[str, Tuple[str, ...]]  # intent, place entity values
+Parsed = Tuple[str, Tuple[str, ...], str]  # intent, place values, the detector's decision
 
 
 def model_parser(model: Path) -> Callable[[Iterable[str]], List[Parsed]]:
@@ -204,7 +226,9 @@ def model_parser(model: Path) -> Callable[[Iterable[str]], List[Parsed]]:
                 parsed = await agent.parse_message(text)
                 places = tuple(e.get("value") for e in parsed.get("entities") or []
                                if e.get("entity") == "place" and isinstance(e.get("value"), str))
-                results.append(((parsed.get("intent") or {}).get("name") or "", places))
+                decision = (parsed.get("urgency") or {}).get("decision", "neither")
+                results.append(((parsed.get("intent") or {}).get("name") or "", places,
+                                decision))
             return results
 
         return loop.run_until_complete(run())
@@ -220,12 +244,15 @@ def evaluate(parse: Callable[[Iterable[str]], list], sets: Sequence[str],
         report[name] = {}
         for language, examples in load_set(name, languages).items():
             parsed = parse([e.text for e in examples])
+            places: Optional[List[Tuple[str, ...]]] = None
+            decisions: Optional[List[str]] = None
             if parsed and isinstance(parsed[0], tuple):
                 intents = [p[0] for p in parsed]
-                places: Optional[List[Tuple[str, ...]]] = [p[1] for p in parsed]
+                places = [p[1] for p in parsed]
+                decisions = [p[2] for p in parsed] if len(parsed[0]) > 2 else None
             else:
-                intents, places = list(parsed), None
-            report[name][language] = score(examples, intents, places)
+                intents = list(parsed)
+            report[name][language] = score(examples, intents, places, decisions)
     return report
 
 
@@ -244,6 +271,15 @@ def format_report(report: Dict[str, Dict[str, Scores]], confusions: int = 8,
                 f"{r.get('request_human', float('nan')):13.3f}  "
                 f"{s.urgent_false_positive_rate:12.3f}  "
                 + ("     -" if s.place_recall is None else f"{s.place_recall:6.3f}"))
+    detected = [(n, lang, s) for n, langs in report.items() for lang, s in langs.items()
+                if s.detector is not None]
+    if detected:
+        lines += ["", "the urgency detector alone (before keywords and the intent model):",
+                  "set   lang  urgent recall  exit recall  false alarms"]
+        for name, language, s in detected:
+            d = s.detector
+            lines.append(f"{name:5s} {language:4s}  {d['urgent_recall']:13.3f}  "
+                         f"{d['exit_recall']:11.3f}  {d['false_alarms']:12.3f}")
     for name, languages in report.items():
         for language, s in languages.items():
             lines.append("")

@@ -144,3 +144,12 @@ def test_false_alarms_of_keywords_and_patterns_stay_under_one_percent():
     print(f"\nkeywords and patterns: {len(alarms)} false alarms in {len(calm)} calm messages")
     assert len(calm) > 1000
     assert len(alarms) / len(calm) < 0.01, alarms
+
+
+@pytest.mark.parametrize("text, intent", [
+    ("HELPPP", "emergency"), ("heeelp", "emergency"), ("HEEEELP ME", "emergency"),
+    ("aideeee", "emergency"), ("ayudaaaa", "emergency"), ("مساعدةةة", "emergency"),
+    ("help", None), ("aide", None), ("ayuda", None), ("مساعدة", None), ("help me find a job", None),
+])
+def test_a_stretched_cry_is_an_emergency_but_the_plain_word_asks_for_the_menu(text, intent):
+    assert match_pattern(text, load_patterns()) == intent

@@ -112,3 +112,15 @@ def test_place_recall_counts_marked_places_found_as_entities():
     assert score(examples, ["greet"] * 3).place_recall is None  # no entities given
     found = evaluate(lambda texts: [("greet", ()) for _ in texts], ["dev"], ["en"])
     assert found["dev"]["en"].place_recall == 0.0
+
+
+def test_the_detectors_own_figures():
+    examples = [Example("a", "emergency"), Example("b", "emergency"), Example("c", "quick_exit"),
+                Example("d", "greet"), Example("e", "greet"), Example("f", "greet"),
+                Example("g", "greet")]
+    decisions = ["urgent", "neither", "exit", "urgent", "neither", "neither", "neither"]
+    s = score(examples, ["greet"] * 7, decisions=decisions)
+    assert s.detector == {"urgent_recall": 0.5, "exit_recall": 1.0, "false_alarms": 0.25}
+    report = evaluate(lambda texts: [("greet", (), "neither") for _ in texts], ["dev"], ["en"])
+    assert report["dev"]["en"].detector["urgent_recall"] == 0.0
+    assert "the urgency detector alone" in format_report(report)

@@ -15,6 +15,7 @@ from bot.nlu.urgency import (
     CorpusError,
     UrgencyConfig,
     UrgencyModel,
+    mark_negations,
     read_corpus,
     squeeze,
     training_rows,
@@ -23,7 +24,8 @@ from bot.nlu.urgency import (
 URGENT_FAMILIES = ("help_cry", "medical", "violence", "weapon", "confinement", "transport",
                    "abduction", "threat", "child", "someone_nearby")
 EXIT_FAMILIES = ("arriving", "watched", "screen", "bare")
-NEITHER_FAMILIES = ("past", "question", "hypothetical", "worry_far", "situation", "everyday")
+NEITHER_FAMILIES = ("past", "question", "hypothetical", "worry_far", "situation", "everyday",
+                    "places", "requests", "short", "safe_now", "answers")
 
 
 def test_the_corpus_has_every_family_in_every_language():
@@ -71,6 +73,17 @@ def test_an_empty_corpus_folder_is_an_error(tmp_path):
 ])
 def test_squeeze(text, squeezed):
     assert squeeze(text) == squeezed
+
+
+@pytest.mark.parametrize("text, marked", [
+    ("ok he is NOT here now, he'll be back tonight",
+     "ok he is not not_here not_now not_he l be back tonight"),
+    ("il n'est pas là", "il n not_est pas la"),  # "pas" opens a scope; "la" is Arabizi "no"
+    ("mish hon halla2", "mish not_hon not_hala2"),
+    ("he is here", "he is here"),
+])
+def test_negations_mark_the_next_three_words(text, marked):
+    assert mark_negations(text) == marked
 
 
 def test_training_rows_map_intents_and_drop_duplicates_and_payloads():
@@ -171,7 +184,11 @@ def test_the_detector_rules(current, urgent, exit_, result, confidence):
     message = _message("some words", current)
     detector.process([message])
     assert message.get("intent") == {"name": result, "confidence": confidence}
-    assert set(message.get("urgency")) == set(LABELS)
+    output = message.get("urgency")
+    assert set(output) == {*LABELS, "decision"}
+    expected = "exit" if exit_ >= 0.5 and exit_ >= urgent else "urgent" if urgent >= 0.5 \
+        else "neither"
+    assert output["decision"] == expected
 
 
 def test_the_detector_skips_payloads_and_known_calm_messages():

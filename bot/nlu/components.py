@@ -19,7 +19,7 @@ watched gets the emergency contacts first.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Collection, Dict, List, Optional, Text
+from typing import Any, Collection, Dict, Iterator, List, Optional, Text, Tuple
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
@@ -46,10 +46,22 @@ from bot.nlu.places import DIRECTORY_DIR, PLACES_FILE, PlaceMatcher, read_place_
 from bot.nlu.urgency import CORPUS_DIR, UrgencyConfig, UrgencyModel, read_corpus, training_rows
 from bot.settings import Settings
 
+def _free_texts(messages: List[Message]) -> Iterator[Tuple[Message, str]]:
+    """(message, text) for each message that is typed text, not a button payload ("/...")."""
+    for message in messages:
+        text = message.get(TEXT) or ""
+        if text.strip() and not text.startswith("/"):
+            yield message, text
+
+
+class _PassTrainingData:
+    """The components change nothing in the training data."""
+
+
 @DefaultV1Recipe.register(
     [DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=False
 )
-class LanguageDetector(GraphComponent):
+class LanguageDetector(_PassTrainingData, GraphComponent):
     """Adds a ``detected_language`` entity to messages long enough to detect."""
 
     ENTITY = "detected_language"
@@ -73,14 +85,8 @@ class LanguageDetector(GraphComponent):
     ) -> "LanguageDetector":
         return cls(config, Settings.from_env())
 
-    def process_training_data(self, training_data: TrainingData) -> TrainingData:
-        return training_data
-
     def process(self, messages: List[Message]) -> List[Message]:
-        for message in messages:
-            text = message.get(TEXT) or ""
-            if text.startswith("/"):
-                continue  # a button payload, not free text
+        for message, text in _free_texts(messages):
             language = detect_language(
                 text, self.min_letters, self.min_probability, self.languages
             )
@@ -100,7 +106,7 @@ class LanguageDetector(GraphComponent):
 @DefaultV1Recipe.register(
     [DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=True
 )
-class PlaceExtractor(GraphComponent):
+class PlaceExtractor(_PassTrainingData, GraphComponent):
     """``place`` entities from the names of the places file and the services directory.
 
     The names are read when training and kept in the model. A place the intent model found
@@ -144,14 +150,8 @@ class PlaceExtractor(GraphComponent):
                                                    encoding="utf-8")
         return self.resource
 
-    def process_training_data(self, training_data: TrainingData) -> TrainingData:
-        return training_data
-
     def process(self, messages: List[Message]) -> List[Message]:
-        for message in messages:
-            text = message.get(TEXT) or ""
-            if text.startswith("/"):
-                continue
+        for message, text in _free_texts(messages):
             entities = list(message.get(ENTITIES, []) or [])
             taken = [(e[ENTITY_ATTRIBUTE_START], e[ENTITY_ATTRIBUTE_END]) for e in entities
                      if e.get(ENTITY_ATTRIBUTE_TYPE) == self.ENTITY]
@@ -173,7 +173,7 @@ class PlaceExtractor(GraphComponent):
 @DefaultV1Recipe.register(
     [DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False
 )
-class SafetyKeywordClassifier(GraphComponent):
+class SafetyKeywordClassifier(_PassTrainingData, GraphComponent):
     """Safety words and patterns from ``keywords.yml`` that override the model's intent.
 
     A message that is exactly a listed word gets its intent. Otherwise, when the model chose
@@ -201,14 +201,8 @@ class SafetyKeywordClassifier(GraphComponent):
         path = Path(config["keywords_file"])
         return cls(load_keywords(path), load_patterns(path))
 
-    def process_training_data(self, training_data: TrainingData) -> TrainingData:
-        return training_data
-
     def process(self, messages: List[Message]) -> List[Message]:
-        for message in messages:
-            text = message.get(TEXT) or ""
-            if text.startswith("/"):
-                continue  # a button payload names its intent already
+        for message, text in _free_texts(messages):
             intent = match_keyword(text, self.keywords)
             if intent is None:
                 current = (message.get(INTENT) or {}).get("name")
@@ -249,7 +243,7 @@ def _override(message: Message, intent: str) -> None:
 @DefaultV1Recipe.register(
     [DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=True
 )
-class UrgencyDetector(GraphComponent):
+class UrgencyDetector(_PassTrainingData, GraphComponent):
     """Urgent / exit / neither from a model of its own, overriding the intent above thresholds.
 
     Trained on ``data/urgency/`` and the intent examples (``bot.nlu.urgency``). The
@@ -300,18 +294,13 @@ class UrgencyDetector(GraphComponent):
             self.model.save(directory)
         return self.resource
 
-    def process_training_data(self, training_data: TrainingData) -> TrainingData:
-        return training_data
-
     def process(self, messages: List[Message]) -> List[Message]:
         if self.model is None:
             return messages
-        for message in messages:
-            text = message.get(TEXT) or ""
-            if text.startswith("/") or not text.strip() or self.model.is_known_calm(text):
+        for message, text in _free_texts(messages):
+            if self.model.is_known_calm(text):
                 continue
             p = self.model.predict(text)
-            message.set(self.OUTPUT, {k: round(v, 4) for k, v in p.items()}, add_to_output=True)
             # Both above their thresholds: the likelier one. This model turns an emergency
             # of the intent model into a quick exit only when it is very sure (a wrong turn
             # would hold back the emergency contacts); otherwise the emergency stands, made
@@ -321,6 +310,10 @@ class UrgencyDetector(GraphComponent):
                 signals.add("quick_exit")
             elif p["urgent"] >= self.urgent_threshold:
                 signals.add("emergency")
+            decision = {"quick_exit": "exit", "emergency": "urgent"}.get(
+                next(iter(signals), ""), "neither")
+            message.set(self.OUTPUT, {**{k: round(v, 4) for k, v in p.items()},
+                                      "decision": decision}, add_to_output=True)
             current = (message.get(INTENT) or {}).get("name")
             intent = _escalate(current, signals)
             if intent == "quick_exit" and current == "emergency" and p["exit"] < self.SURE:

@@ -49,6 +49,33 @@ def squeeze(text: str) -> str:
     return _REPEATS.sub(r"\1", normalise(text))
 
 
+# Words that negate the next few ("he is not here", "il n est pas la", "مش هون"): the word
+# features mark the words in their scope, so "not here" does not look like "here".
+NEGATIONS = frozenset({
+    "not", "no", "never", "t", "nobody", "noone", "nothing", "none", "without",
+    "pas", "ne", "n", "jamais", "personne", "rien", "sans",
+    "nunca", "nadie", "nada", "ni", "sin",
+    "ما", "مش", "مو", "ليس", "لا", "مب", "مافي", "مافيش", "محد", "ماحد",
+    "msh", "mish", "mesh", "mush", "mo", "mu", "ma", "la", "mafi", "mafish", "ma7ad",
+})
+NEGATION_SCOPE = 3
+
+
+def mark_negations(text: str) -> str:
+    """``squeeze``, with the words after a negation prefixed "not_" (three words at most)."""
+    words, marked, left = squeeze(text).split(), [], 0
+    for word in words:
+        if word in NEGATIONS:
+            marked.append(word)
+            left = NEGATION_SCOPE
+        elif left:
+            marked.append(f"not_{word}")
+            left -= 1
+        else:
+            marked.append(word)
+    return " ".join(marked)
+
+
 def read_corpus(directory: Path = CORPUS_DIR) -> List[Tuple[str, str, str]]:
     """(text, label, family) for every message of the corpus files (``<language>.yml``).
 
@@ -139,8 +166,8 @@ class UrgencyModel:
             ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=config.char_ngrams,
                                       preprocessor=squeeze, **common)),
             ("words", TfidfVectorizer(analyzer="word", ngram_range=config.word_ngrams,
-                                      preprocessor=squeeze, token_pattern=r"(?u)\b\w+\b",
-                                      **common)),
+                                      preprocessor=mark_negations,
+                                      token_pattern=r"(?u)\b\w+\b", **common)),
         ]
         if config.joined_ngrams[1] > 0:
             vectorizers.append(
