@@ -490,7 +490,7 @@ def train(settings: Settings, force: bool = False) -> Path:
         "--fixed-model-name", target.name[: -len(".tar.gz")],
         "--force",
     ]
-    print("training the model (about a minute or two)...", flush=True)
+    print("training the model (a few minutes)...", flush=True)
     subprocess.run(command, check=True, cwd=PROJECT_ROOT)
     for old in settings.model_dir.glob("helpline-*.tar.gz"):
         if old != target:

@@ -46,6 +46,7 @@ from bot.nlu.places import DIRECTORY_DIR, PLACES_FILE, PlaceMatcher, read_place_
 from bot.nlu.urgency import CORPUS_DIR, UrgencyConfig, UrgencyModel, read_corpus, training_rows
 from bot.settings import Settings
 
+
 def _free_texts(messages: List[Message]) -> Iterator[Tuple[Message, str]]:
     """(message, text) for each message that is typed text, not a button payload ("/...")."""
     for message in messages:
@@ -56,6 +57,9 @@ def _free_texts(messages: List[Message]) -> Iterator[Tuple[Message, str]]:
 
 class _PassTrainingData:
     """The components change nothing in the training data."""
+
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        return training_data
 
 
 @DefaultV1Recipe.register(
@@ -247,9 +251,9 @@ class UrgencyDetector(_PassTrainingData, GraphComponent):
     """Urgent / exit / neither from a model of its own, overriding the intent above thresholds.
 
     Trained on ``data/urgency/`` and the intent examples (``bot.nlu.urgency``). The
-    probabilities go to the parse output as ``urgency`` (the private tracker store does not
-    keep them). Intents are only raised: a message the intent model read as an emergency or a
-    quick exit stays so.
+    probabilities and its decision go to the parse output as ``urgency`` (the private tracker
+    store does not keep them). Intents are only raised: a quick exit stays one, and the intent
+    model's emergency becomes a quick exit only at an exit probability of ``SURE`` or more.
     """
 
     OUTPUT = "urgency"
