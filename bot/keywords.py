@@ -18,15 +18,12 @@ from typing import Collection, Dict, List, Optional, Set, Tuple
 
 import yaml
 
+# Arabic letter variants and the tatweel: one table for the safety words and place names.
+from bot.services.places import ARABIC_VARIANTS as _ARABIC_FOLD
+
 KEYWORDS_FILE = Path(__file__).resolve().parent / "keywords.yml"
 _PUNCTUATION = re.compile(r"[^\w\s]", re.UNICODE)
 _STRETCHED = re.compile(r"(\w)\1{2,}", re.UNICODE)
-# Arabic letters people type interchangeably (hamza forms, alef maqsura, ta marbuta, Persian
-# keyboard forms) and the tatweel that stretches words.
-_ARABIC_FOLD = str.maketrans({
-    "أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ى": "ي", "ة": "ه", "ؤ": "و", "ئ": "ي",
-    "ک": "ك", "ی": "ي", "ـ": None,
-})
 FUZZY_MIN_LENGTH = 4  # shorter keywords match exactly only
 
 

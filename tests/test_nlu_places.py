@@ -47,10 +47,17 @@ def test_short_names_match_exactly_only(matcher):
 def test_bad_files_are_named(tmp_path):
     places = tmp_path / "places.csv"
     places.write_text("Code,Type\nx,town\n", encoding="utf-8")
-    with pytest.raises(PlacesError, match="none of the columns"):
+    with pytest.raises(PlacesError, match="places.csv.*no row of HXL hashtags"):
         read_place_names(places, None)
     with pytest.raises(PlacesError, match="missing.csv"):
         read_place_names(tmp_path / "missing.csv", None)
+    directory = tmp_path / "services"
+    directory.mkdir()
+    (directory / "bad.csv").write_text("Name\nclinic\n", encoding="utf-8")
+    from bot.nlu.places import PLACES_FILE
+
+    with pytest.raises(PlacesError, match="bad.csv"):
+        read_place_names(PLACES_FILE, directory)
 
 
 @pytest.mark.model

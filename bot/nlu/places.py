@@ -11,7 +11,6 @@ has six letters or more ("Maidugri", "Tripolli").
 
 from __future__ import annotations
 
-import csv
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +21,6 @@ from bot.settings import PROJECT_ROOT
 
 PLACES_FILE = PROJECT_ROOT / "data" / "gazetteer" / "places.csv"
 DIRECTORY_DIR = PROJECT_ROOT / "data" / "services"
-NAME_COLUMNS = ("Place", "English", "French", "Arabic", "Spanish")
-DIRECTORY_COLUMNS = ("Place", "Admin 2", "Admin 1")
 MAX_WORDS = 4
 FUZZY_MIN_LETTERS = 6
 # One-letter Arabic prepositions and conjunctions written joined to the next word.
@@ -35,40 +32,43 @@ class PlacesError(ValueError):
     """A places or directory file that cannot be read, naming it."""
 
 
-def _rows(path: Path) -> List[dict]:
-    try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
-    except (OSError, csv.Error, UnicodeDecodeError) as exc:
-        raise PlacesError(f"{path}: {exc}") from None
-    # An HXL file's second row holds hashtags, not a place.
-    return [r for r in rows if not any(str(v or "").startswith("#") for v in r.values())]
+# The directory's name columns, by their HXL hashtags (as ``bot.services.hxl_io`` reads them).
+DIRECTORY_NAMES = {"place": ("#loc+name", False), "admin2": ("#adm2+name", False),
+                   "admin1": ("#adm1+name", False)}
 
 
 def read_place_names(places_file: Path = PLACES_FILE,
                      directory: Optional[Path] = DIRECTORY_DIR) -> List[str]:
     """Every place name the deployment's files know, each once, in file order.
 
+    The files are read with the project's own HXL readers (``bot.services.places.read_places``
+    and ``bot.services.hxl_io.read_rows``), so a column is found by its hashtag.
+
     Raises:
-        PlacesError: a file that cannot be read, or a places file without a name column.
+        PlacesError: a file that cannot be read, naming it and the problem.
     """
+    from bot.services.hxl_io import read_rows
+    from bot.services.places import read_places
+
     names: Dict[str, str] = {}
-    rows = _rows(Path(places_file))
-    if rows and not any(column in rows[0] for column in NAME_COLUMNS):
-        raise PlacesError(f"{places_file}: none of the columns {', '.join(NAME_COLUMNS)}")
-    for row in rows:
-        candidates = [row.get(c) for c in NAME_COLUMNS]
-        candidates += (row.get("Other spellings") or "").split(";")
-        for name in candidates:
-            if name and name.strip():
-                names.setdefault(normalise(name), name.strip())
-    if directory is not None:
-        for path in sorted(Path(directory).glob("*.csv")):
-            for row in _rows(path):
-                for column in DIRECTORY_COLUMNS:
-                    name = row.get(column)
-                    if name and name.strip():
-                        names.setdefault(normalise(name), name.strip())
+
+    def add(name: str) -> None:
+        if name and name.strip():
+            names.setdefault(normalise(name), name.strip())
+
+    try:
+        for place in read_places(Path(places_file)):
+            for _, name in place.names:
+                add(name)
+    except (OSError, ValueError) as exc:
+        raise PlacesError(f"{places_file}: {exc}") from None
+    for path in sorted(Path(directory).glob("*.csv")) if directory is not None else []:
+        try:
+            for _, row in read_rows(path, DIRECTORY_NAMES):
+                for name in row.values():
+                    add(name)
+        except (OSError, ValueError) as exc:
+            raise PlacesError(f"{path}: {exc}") from None
     return list(names.values())
 
 

@@ -22,8 +22,10 @@ from typing import Iterable
 
 from rapidfuzz import fuzz, process
 
+# Arabic letters people type interchangeably (hamza forms, alef maqsura, ta marbuta, Persian
+# keyboard forms) and the tatweel; also used by the safety words (bot/keywords.py).
 ARABIC_VARIANTS = str.maketrans({"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ة": "ه", "ى": "ي",
-                                 "ؤ": "و", "ئ": "ي", "ـ": None})
+                                 "ؤ": "و", "ئ": "ي", "ک": "ك", "ی": "ي", "ـ": None})
 MIN_SCORE = 80.0
 AMBIGUOUS_MARGIN = 4.0
 
