@@ -49,7 +49,14 @@ def test_the_fingerprint_follows_the_training_inputs(tmp_path):
     assert cli.fingerprint(tmp_path) == first
     with open(tmp_path / "data" / "nlu" / "en" / "basics.yml", "a", encoding="utf-8") as handle:
         handle.write("\n")
-    assert cli.fingerprint(tmp_path) != first
+    second = cli.fingerprint(tmp_path)
+    assert second != first
+    # the place names and the urgency corpus are trained into the model too
+    for changed in ("data/gazetteer/places.csv", "data/urgency/en.yml"):
+        with open(tmp_path / changed, "a", encoding="utf-8") as handle:
+            handle.write("\n")
+        assert cli.fingerprint(tmp_path) != second
+        second = cli.fingerprint(tmp_path)
 
 
 class _FakeAssistant(BaseHTTPRequestHandler):

@@ -68,3 +68,37 @@ def test_bad_files_are_named(tmp_path):
 def test_the_trained_assistant_marks_places(assistant, text, place):
     parsed = assistant.parse(text)
     assert place in [e["value"] for e in parsed["entities"] if e["entity"] == "place"]
+
+
+def _message(text, intent, entities=()):
+    from rasa.shared.nlu.training_data.message import Message
+
+    message = Message(data={"text": text})
+    message.set("intent", {"name": intent, "confidence": 0.6})
+    message.set("intent_ranking", [{"name": intent, "confidence": 0.6}])
+    message.set("entities", list(entities))
+    return message
+
+
+def test_the_extractor_adds_places_and_reads_an_out_of_scope_place_as_a_location():
+    from bot.nlu.components import PlaceExtractor
+
+    extractor = PlaceExtractor(None, None, ["Maiduguri", "Sebha"])
+    diet_found = {"entity": "place", "value": "Sebha", "start": 9, "end": 14,
+                  "extractor": "DIETClassifier"}
+    messages = [
+        _message("we reached Maiduguri", "out_of_scope"),
+        _message("they took my passport in Maiduguri", "check_situation"),
+        _message("i am in Sebha now", "inform_location", [diet_found]),  # found already
+        _message("/inform_location", "inform_location"),  # a payload
+    ]
+    extractor.process(messages)
+    first, second, third, fourth = messages
+    assert first.get("intent") == {"name": "inform_location", "confidence": 1.0}
+    assert [(e["value"], e["start"], e["end"], e["extractor"]) for e in first.get("entities")] == [
+        ("Maiduguri", 11, 20, "PlaceExtractor")]
+    # another intent keeps its intent; the place is marked all the same
+    assert second.get("intent")["name"] == "check_situation"
+    assert [e["value"] for e in second.get("entities")] == ["Maiduguri"]
+    assert third.get("entities") == [diet_found]
+    assert fourth.get("entities") == []
