@@ -69,6 +69,7 @@ def _diet_intents_crf_entities(pipeline):
 VARIANTS = {
     "current": lambda pipeline: None,
     "no-urgency-detector": _without_urgency,
+    "epochs-30": _diet(epochs=30),
     "epochs-60": _diet(epochs=60),
     "epochs-100": _diet(epochs=100),
     "chars-1-5": _chars(1, 5),

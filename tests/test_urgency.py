@@ -22,10 +22,10 @@ from bot.nlu.urgency import (
 )
 
 URGENT_FAMILIES = ("help_cry", "medical", "violence", "weapon", "confinement", "transport",
-                   "abduction", "threat", "child", "someone_nearby")
+                   "abduction", "threat", "chased", "child", "someone_nearby", "long_story")
 EXIT_FAMILIES = ("arriving", "watched", "screen", "bare")
 NEITHER_FAMILIES = ("past", "question", "hypothetical", "worry_far", "situation", "everyday",
-                    "places", "requests", "short", "safe_now", "answers")
+                    "places", "requests", "short", "safe_now", "answers", "tonight_calm", "chat")
 
 
 def test_the_corpus_has_every_family_in_every_language():

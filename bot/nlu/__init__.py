@@ -1,10 +1,12 @@
-"""Custom Rasa NLU components: language detection, places, urgency and safety keywords."""
+"""Custom Rasa NLU components: taught examples, language detection, places, urgency and safety
+keywords."""
 
 from bot.nlu.components import (
+    ExampleMemory,
     LanguageDetector,
     PlaceExtractor,
     SafetyKeywordClassifier,
     UrgencyDetector,
 )
 
-__all__ = ["LanguageDetector", "PlaceExtractor", "SafetyKeywordClassifier", "UrgencyDetector"]
+__all__ = ["ExampleMemory", "LanguageDetector", "PlaceExtractor", "SafetyKeywordClassifier", "UrgencyDetector"]
