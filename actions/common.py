@@ -30,19 +30,26 @@ def language_of(tracker: Tracker, dep: Optional[Deployment] = None) -> str:
     return dep.language_or_default(tracker.get_slot("language"))
 
 
+def channel_of(tracker: Tracker) -> str:
+    """The channel the person wrote on last (``sms``, ``telegram``, ``webchat``...), or ""."""
+    return tracker.get_latest_input_channel() or ""
+
+
 def say(
     dispatcher: CollectingDispatcher,
     response: str,
     language: str,
+    channel: str = "",
     **values: Any,
 ) -> None:
-    """Sends catalog response ``response`` in ``language``.
+    """Sends catalog response ``response`` in ``language``, with ``channel``'s words (what to
+    type to leave, how to choose; the words every channel shares when it is "").
 
     ``org_name`` is filled from the deployment; other placeholders come from ``values``.
     The response name travels with the message (``utter_action``), as for Rasa's own responses.
     """
     values.setdefault("org_name", deployment().organisation_name)
-    message = catalog().render(response, language, **values)
+    message = catalog().render(response, language, channel, **values)
     dispatcher.utter_message(
         text=message["text"], buttons=message.get("buttons"), utter_action=response,
         metadata={"language": language},
@@ -54,7 +61,7 @@ def say_with_contacts(
 ) -> None:
     """Sends ``response`` with the emergency contacts for the person's area filled in."""
     contacts = deployment().render_contacts(language, tracker.get_slot("area"))
-    say(dispatcher, response, language, contacts=contacts)
+    say(dispatcher, response, language, channel_of(tracker), contacts=contacts)
 
 
 def latest_intent(tracker: Tracker) -> Optional[str]:

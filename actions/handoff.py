@@ -20,7 +20,8 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActionExecuted, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import catalog, deployment, language_of, say, say_with_contacts
+from actions.common import catalog, channel_of, deployment, language_of, say, say_with_contacts
+from bot.cases.models import LEVELS
 from bot.cases.queue import CHANNELS, MAX_MESSAGE_CHARS, CaseError
 from bot.cases.service import HandOff
 from bot.settings import Settings
@@ -63,6 +64,8 @@ def connect(dispatcher: CollectingDispatcher, tracker: Tracker) -> List[EventTyp
         return [SlotSet("offer", None)]
     channel = tracker.get_latest_input_channel()
     level = tracker.get_slot("triage_level") or "none"
+    if level not in LEVELS:
+        level = "none"  # "unknown" (every question skipped): the case has no triage level
     try:
         handoff.cases.open(tracker.sender_id, channel if channel in CHANNELS else "helpline",
                            language, level, tracker.get_slot("triage_needs") or [],
@@ -73,7 +76,7 @@ def connect(dispatcher: CollectingDispatcher, tracker: Tracker) -> List[EventTyp
         return [SlotSet("offer", None)]
     now = dt.datetime.now(dt.timezone.utc)
     if handoff.on_shift(deployment(), now):
-        say(dispatcher, "utter_handoff_queued", language)
+        say(dispatcher, "utter_handoff_queued", language, channel_of(tracker))
     else:
         contacts = deployment().render_contacts(language, tracker.get_slot("area"))
         say(dispatcher, "utter_handoff_after_hours", language,

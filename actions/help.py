@@ -16,6 +16,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import (
+    channel_of,
     catalog,
     deployment,
     language_of,
@@ -225,5 +226,5 @@ class ActionAnswerOffer(Action):
         if offer:
             say(dispatcher, "utter_offer_declined", language)
         else:
-            say(dispatcher, "utter_menu", language)
+            say(dispatcher, "utter_menu", language, channel_of(tracker))
         return [SlotSet("offer", None)]

@@ -9,7 +9,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import catalog, deployment, say
+from actions.common import catalog, channel_of, deployment, say
 
 
 def send_language_menu(dispatcher: CollectingDispatcher) -> None:
@@ -60,5 +60,5 @@ class ActionChangeLanguage(Action):
             return []
         say(dispatcher, "utter_language_set", chosen)
         if tracker.active_loop_name is None:
-            say(dispatcher, "utter_menu", chosen)
+            say(dispatcher, "utter_menu", chosen, channel_of(tracker))
         return [SlotSet("language", chosen)]

@@ -8,7 +8,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActiveLoop, EventType, Restarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import clear_screening, language_of, say, say_with_contacts
+from actions.common import channel_of, clear_screening, language_of, say, say_with_contacts
 
 
 class ActionEmergency(Action):
@@ -38,7 +38,7 @@ def reply_and_reset(
 ) -> List[EventType]:
     """Sends ``response``, then resets the conversation; the tracker store erases what came
     before (bot.tracker_store.ERASING_ACTIONS names the actions that do this)."""
-    say(dispatcher, response, language_of(tracker))
+    say(dispatcher, response, language_of(tracker), channel_of(tracker))
     return [ActiveLoop(None), Restarted()]
 
 

@@ -16,6 +16,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import (
+    channel_of,
     clear_screening,
     language_of,
     last_bot_response,
@@ -23,7 +24,8 @@ from actions.common import (
     say,
     say_with_contacts,
 )
-from bot.triage import QUESTIONS, TriageResult, load_rules, questions_to_ask, triage
+from bot.triage import (QUESTIONS, UNKNOWN, TriageResult, load_rules, questions_to_ask,
+                        triage)
 
 CONSENT_QUESTION = "utter_screening_consent"
 
@@ -119,7 +121,7 @@ def reply_to_result(
         say(dispatcher, "utter_offer_human", language)
     else:
         say(dispatcher, f"utter_triage_{result.level}", language)
-    if result.level != "low":
+    if result.level != "low":  # unknown too: nothing was learnt, a person may help
         events.append(SlotSet("offer", "human"))
     return events
 
@@ -134,7 +136,7 @@ class ActionScreeningResult(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[EventType]:
         if not has_consent(tracker):
-            say(dispatcher, "utter_menu", language_of(tracker))
+            say(dispatcher, "utter_menu", language_of(tracker), channel_of(tracker))
             return clear_screening()
         result = triage(answers_of(tracker))
         return [*reply_to_result(dispatcher, tracker, result), *clear_screening()]
@@ -154,8 +156,9 @@ class ActionStopScreening(Action):
         say(dispatcher, "utter_screening_stopped", language)
         if has_consent(tracker):
             result = triage(answers_of(tracker))
-            if result.level != "low" or result.under_18:
+            # stopping says enough; the signs and a person follow only what was answered
+            if result.level not in ("low", UNKNOWN) or result.under_18:
                 events += reply_to_result(dispatcher, tracker, result)
         if latest_intent(tracker) == "menu":
-            say(dispatcher, "utter_menu", language)
+            say(dispatcher, "utter_menu", language, channel_of(tracker))
         return events + clear_screening()

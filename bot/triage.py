@@ -56,9 +56,13 @@ class TriageRules:
         return self.levels.index(level)
 
 
+UNKNOWN = "unknown"  # no yes/no answer at all: nothing to reassure with
+
+
 @dataclass(frozen=True)
 class TriageResult:
-    """What the answers point to: ``level`` in low/medium/high/emergency, sorted ``needs``."""
+    """What the answers point to: ``level`` in low/medium/high/emergency, or ``unknown`` when
+    no question got a yes or a no; sorted ``needs``."""
 
     level: str
     needs: tuple[str, ...]
@@ -142,7 +146,8 @@ def triage(answers: Mapping[str, Optional[str]], rules: Optional[TriageRules] = 
         rules: defaults to ``triage.yml``.
 
     Returns:
-        The level (low, medium, high, emergency) and the sorted need categories.
+        The level (low, medium, high, emergency; unknown when no answer was a yes or a no)
+        and the sorted need categories.
 
     Raises:
         ValueError: for an unknown question or an answer outside yes/no/skipped.
@@ -178,6 +183,8 @@ def triage(answers: Mapping[str, Optional[str]], rules: Optional[TriageRules] = 
         if score >= threshold:
             by_score = max(by_score, rules.rank(level))
     level = rules.levels[max(floor, by_score)]
+    if answered == 0:
+        level = UNKNOWN  # every question skipped: "low" would reassure on nothing
     needs.update(rules.level_needs.get(level, ()))
     return TriageResult(level=level, needs=tuple(sorted(needs)), score=score,
                         answered=answered, under_18=under_18)

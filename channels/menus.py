@@ -57,7 +57,18 @@ def language_of(messages: Sequence[dict]) -> str:
 
 class TurnCollector(CollectingOutputChannel):
     """Collects a bot turn's messages whole (Rasa's collector splits texts at blank lines and
-    drops the metadata): ``{"recipient_id", "text", "buttons", "metadata"}`` per message."""
+    drops the metadata): ``{"recipient_id", "text", "buttons", "metadata"}`` per message.
+
+    It goes by the name of the channel it collects for, so that Rasa picks a response's
+    variation for that channel (the catalog's ``channel_words``: no "tap" on SMS).
+    """
+
+    def __init__(self, channel: str = "") -> None:
+        super().__init__()
+        self._channel = channel
+
+    def name(self) -> Text:  # type: ignore[override]  # Rasa calls it on the instance
+        return self._channel or super().name()
 
     async def send_response(self, recipient_id: Text, message: dict[str, Any]) -> None:
         self.messages.append({

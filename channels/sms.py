@@ -8,7 +8,9 @@ Twilio POSTs each incoming SMS (form fields From, Body, NumMedia, OptOutType...)
    happens, and the log says so without any of the request's content;
 2. reads keywords (``sms_keywords.yml``, through ``channels.sms_keywords``): STOP and its
    French, Arabic and Spanish equivalents become ``/unsubscribe``, START ``/greet``, HELP and
-   MENU ``/menu``; MORE sends the next waiting part of the last answer, if any;
+   MENU ``/menu`` (HELP also puts the emergency contacts before the menu: a person who writes
+   HELP may be in danger); PAUSE ``/stop`` (stop the questions: the texts never ask for STOP,
+   which opts the number out at Twilio); MORE sends the next waiting part of the last answer;
 3. answers a message that is only a picture, a voice note or another file with a short text
    in the conversation's language (no Rasa turn);
 4. hands the text to Rasa under the sender's pseudonym (``channels.gateway``: typed digits
@@ -47,6 +49,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from twilio.request_validator import RequestValidator
 
+from bot.cases.service import replies_blocked
 from bot.catalog import load_catalog
 from bot.deployment import SmsSettings, cached_deployment
 from bot.settings import Settings
@@ -58,6 +61,7 @@ from channels.twilio_api import TWILIO_API_URL, SendError, TwilioConfig, TwilioS
 
 logger = logging.getLogger(__name__)
 MAX_BODY_CHARS = 1600  # Twilio's own limit for one message
+OPTED_OUT = 21610  # Twilio: "Attempt to send to unsubscribed recipient"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 
 
@@ -182,6 +186,7 @@ class SmsInput(InputChannel):
         text = body.strip()
         opt_out = fields.get("OptOutType", "").upper()  # Twilio Advanced Opt-Out
         provider_stop = opt_out == "STOP" or keywords.is_provider_stop(text)
+        asks_help = opt_out == "HELP" or keywords.is_help(text)
         has_media = _int(fields.get("NumMedia")) > 0
         if opt_out == "STOP":
             text = "/unsubscribe"
@@ -201,11 +206,14 @@ class SmsInput(InputChannel):
             return
         if not text:
             return  # an empty SMS: nothing to answer
-        collector = TurnCollector()
+        collector = TurnCollector(self.name())
         await on_new_message(UserMessage(admitted.text, collector, admitted.conversation_id,
                                          input_channel=self.name()))
-        parts = self.render(collector.messages, admitted)
-        await self.gateway.remember_turn(admitted, collector.messages, pending=parts[1:])
+        messages = collector.messages
+        if asks_help:
+            messages = [self.contacts_message(messages, admitted)] + messages
+        parts = self.render(messages, admitted)
+        await self.gateway.remember_turn(admitted, messages, pending=parts[1:])
         if provider_stop and self.config.provider_opt_out:
             logger.info("sms channel: no reply to an opt-out word (the provider answers it)")
             return
@@ -218,6 +226,17 @@ class SmsInput(InputChannel):
         hint = self._words("sms_more", admitted, language)
         return render_turn(messages, hint, self.sms.segment_budget, self.sms.fold_accents)
 
+    def contacts_message(self, turn: Sequence[dict], admitted: Admitted) -> dict:
+        """The emergency contacts (the deployment's, for no particular area) in the turn's
+        language, as a message to put before it."""
+        from channels.menus import language_of
+
+        deployment = cached_deployment(Settings.from_env().deployment_file)
+        language = deployment.language_or_default(language_of(turn) or admitted.route.language)
+        text = load_catalog().render("utter_emergency_contacts", language, self.name(),
+                                     contacts=deployment.render_contacts(language))["text"]
+        return {"text": text, "buttons": [], "metadata": {"language": language}}
+
     def _words(self, key: str, admitted: Admitted, language: str = "") -> str:
         deployment = cached_deployment(Settings.from_env().deployment_file)
         chosen = deployment.language_or_default(language or admitted.route.language)
@@ -226,7 +245,7 @@ class SmsInput(InputChannel):
     async def _reply(self, admitted: Admitted, parts: Sequence[str]) -> None:
         if not parts:
             return
-        delivery = self._deliver(admitted.route.address, list(parts))
+        delivery = self._deliver(admitted.route.address, list(parts), admitted.conversation_id)
         if not self.background:
             await delivery
             return
@@ -234,13 +253,16 @@ class SmsInput(InputChannel):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _deliver(self, address: str, parts: list[str]) -> None:
+    async def _deliver(self, address: str, parts: list[str], conversation_id: str = "") -> None:
         for part in parts:
             try:
                 await self.sender.send(address, part)
             except SendError as exc:
                 logger.warning("sms channel: a reply was not delivered (%s, after %d attempt(s))",
                                "refused" if exc.permanent else "gave up", exc.attempts)
+                if exc.code == OPTED_OUT and conversation_id:
+                    # the number sent STOP (or QUIT, END...) to Twilio: tell the caseworker
+                    await replies_blocked(conversation_id, part)
                 return
 
     def get_output_channel(self) -> OutputChannel:

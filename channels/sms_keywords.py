@@ -33,6 +33,7 @@ class Keywords:
     payloads: Dict[str, str]  # word -> payload
     provider_stop: frozenset  # words Twilio opts a number out on
     more: frozenset
+    help: frozenset = frozenset()  # the words of ``help``: the emergency contacts and the menu
     # language (or "all") -> the normalised words whose payload is /unsubscribe
     stop_by_language: Dict[str, tuple] = field(default_factory=dict)
 
@@ -41,6 +42,9 @@ class Keywords:
 
     def is_provider_stop(self, text: str) -> bool:
         return normalise(text) in self.provider_stop
+
+    def is_help(self, text: str) -> bool:
+        return normalise(text) in self.help
 
     def is_more(self, text: str) -> bool:
         return normalise(text) in self.more or text.strip() == "/more"
@@ -94,7 +98,11 @@ def load_keywords(path: Path = KEYWORDS_FILE) -> Keywords:
             if entry.get("payload") == "/unsubscribe":
                 stop_by_language[language] = stop_by_language.get(language, ()) + tuple(keys)
     provider = frozenset(normalise(str(w)) for w in (data.get("stop") or {}).get("provider", []))
-    return Keywords(payloads, provider, frozenset(more), stop_by_language)
+    help_words = frozenset(
+        normalise(str(word))
+        for words in _words_by_language(name, "help", (data.get("help") or {}).get("words", []))
+        .values() for word in words)
+    return Keywords(payloads, provider, frozenset(more), help_words, stop_by_language)
 
 
 def stop_words(language: str, path: Path = KEYWORDS_FILE) -> tuple[str, ...]:

@@ -10,7 +10,10 @@ answer. Only the first part is sent at once; the others wait in the reply route.
 ``sms_friendly`` rewrites typographic punctuation (’ « » — …) and, if the deployment allows,
 accents that GSM-7 lacks (ê ç á í ó ú), but only when that makes the text GSM-7: one curly
 apostrophe would otherwise make a whole English message UCS-2 and cost 2.3 times as many
-segments. Arabic stays as written (it is UCS-2 whatever we do).
+segments. A text with a word that folding would turn into another word (French "sûr" into
+"sur", "safe" into "on") keeps its accents; the catalog avoids such words (a test keeps every
+French and Spanish text in GSM-7). Arabic stays as written (it is UCS-2
+whatever we do).
 """
 
 from __future__ import annotations
@@ -31,6 +34,14 @@ _PUNCTUATION = {
 }
 _GUILLEMETS = re.compile(r"«\s*|\s*»")
 _LIGATURES = {"œ": "oe", "Œ": "OE"}
+# Words whose accent GSM-7 lacks and whose folded form is another word with another meaning
+# ("safe" would read "on", "fast" would read "young"): a text with one of them keeps its accents.
+KEEP_ACCENTS = frozenset({
+    "sûr", "sûre", "sûrs", "sûres", "dû", "mûr", "mûre", "mûrs", "crû", "côte", "côtes",
+    "jeûne", "tâche", "tâches", "forêt",                                    # French
+    "tú", "mí",                                                             # Spanish
+})
+_WORD = re.compile(r"\w+")
 
 
 def _fold_letter(ch: str) -> str:
@@ -50,7 +61,7 @@ def sms_friendly(text: str, fold_accents: bool = True) -> str:
         return text
     candidate = _GUILLEMETS.sub('"', text)
     candidate = "".join(_PUNCTUATION.get(ch, ch) for ch in candidate)
-    if fold_accents:
+    if fold_accents and not any(w.lower() in KEEP_ACCENTS for w in _WORD.findall(candidate)):
         candidate = "".join(_fold_letter(ch) for ch in candidate)
     return candidate if encoding_of(candidate) == "gsm7" else text
 

@@ -278,7 +278,7 @@ class TelegramInput(InputChannel):
         elif incoming.kind == "text" and await ends_subscription(admitted.conversation_id,
                                                                  incoming.text):
             admitted = replace(admitted, text=UNSUBSCRIBE)
-        collector = TurnCollector()
+        collector = TurnCollector(self.name())
         try:
             await on_new_message(UserMessage(admitted.text, collector, admitted.conversation_id,
                                              input_channel=self.name()))

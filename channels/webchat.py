@@ -196,7 +196,7 @@ class WebChatInput(InputChannel):
                 return response.json({"error": str(exc)}, status=400)
             admitted = await self.gateway.admit(sender, text)
             pushed = held_messages(admitted.route)  # waiting for a poll: shown before the turn
-            collector = TurnCollector()
+            collector = TurnCollector(self.name())
             await on_new_message(
                 UserMessage(admitted.text, collector, admitted.conversation_id,
                             input_channel=self.name())

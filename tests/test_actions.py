@@ -228,11 +228,20 @@ async def test_child_result_mentions_child_protection(dispatcher, domain):
     assert "child_protection" in needs
 
 
-async def test_low_result_gives_information_and_services(dispatcher, domain):
-    tracker = make_tracker(slots=answered(**{q: "skipped" for q in QUESTIONS}))
+async def test_low_result_gives_the_signs_to_watch_and_services(dispatcher, domain):
+    tracker = make_tracker(slots=answered(q_safe_now="yes", q_under_18="no",
+                                          q_free_to_leave="yes"))
     events = await run(ActionScreeningResult(), dispatcher, tracker, domain)
     assert responses_sent(dispatcher) == ["utter_triage_low"]
     assert SlotSet("offer", "human") not in events
+
+
+async def test_every_question_skipped_is_unknown_with_the_signs_and_a_person(dispatcher, domain):
+    tracker = make_tracker(slots=answered(**{q: "skipped" for q in QUESTIONS}))
+    events = await run(ActionScreeningResult(), dispatcher, tracker, domain)
+    assert responses_sent(dispatcher) == ["utter_triage_unknown"]
+    assert SlotSet("offer", "human") in events
+    assert SlotSet("triage_level", "unknown") in events
 
 
 async def test_no_result_message_calls_anyone_a_victim():
@@ -282,7 +291,8 @@ async def test_quick_exit_and_forget_me_reset_the_conversation(dispatcher, domai
     events = await run(action(), dispatcher, tracker, domain)
     assert responses_sent(dispatcher) == [response]
     assert events[-1] == Restarted()
-    assert texts(dispatcher) == [CATALOG.texts["ar"][response]]
+    # the tracker's last message came from no channel: the words every channel shares
+    assert texts(dispatcher) == [CATALOG.render(response, "ar")["text"]]
 
 
 def test_the_quick_exit_reply_is_one_neutral_line():

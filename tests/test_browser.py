@@ -124,7 +124,7 @@ def test_a_conversation_with_buttons_and_the_keyboard(session, server):
     session.shot("first-screen")
 
     choose_language(session, "English", CATALOG.texts["en"]["utter_language_set"])
-    wait_for_bot_text(page, CATALOG.texts["en"]["utter_menu"])
+    wait_for_bot_text(page, CATALOG.render("utter_menu", "en", "webchat")["text"])
     assert page.locator(".msg.you").last.inner_text().endswith("English")
     menu = page.locator(".msg.bot .choices button:not([disabled])")
     learn = CATALOG.buttons["en"]["learn"]
@@ -160,7 +160,7 @@ def test_a_conversation_with_buttons_and_the_keyboard(session, server):
     page.keyboard.press("Enter")
     wait_for_more(page, ".msg.bot", before)
     assert page.locator("#message").input_value() == ""
-    wait_for_bot_text(page, CATALOG.texts["en"]["utter_menu"])
+    wait_for_bot_text(page, CATALOG.render("utter_menu", "en", "webchat")["text"])
     session.shot("typed")
 
     # The conversation lives in the page: only the session id and the language are stored.

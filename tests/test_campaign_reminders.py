@@ -43,7 +43,7 @@ DEPLOYMENT = load_deployment(SAMPLE_DEPLOYMENT)  # consent_months 12, daytime 08
 CATALOG = load_catalog()
 MONTHS = DEPLOYMENT.campaigns.consent_months
 JOIN_WORDS = {"en": "JOIN", "fr": "INSCRIRE", "es": "ALTA", "ar": "اشتراك"}
-ENGLISH = ("Lantern Line (sample): your safety messages end soon, as agreed when you joined. "
+ENGLISH = ("Lantern Line (sample): your safety messages finish soon, as agreed when you joined. "
            "To keep them, write JOIN. To stop now, write STOP.")
 
 
@@ -282,7 +282,7 @@ def test_each_text_passes_the_campaign_checks_and_names_the_languages_join_word(
 def test_the_english_text():
     assert reminder_definition(DEPLOYMENT, NOW.date()).texts["en"] == ENGLISH
     assert CATALOG.texts["en"]["utter_subscribe_reminder"] == (
-        "{org_name}: your safety messages end soon, as agreed when you joined. To keep them, "
+        "{org_name}: your safety messages finish soon, as agreed when you joined. To keep them, "
         "write JOIN. To stop now, write STOP.")
 
 

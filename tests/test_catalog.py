@@ -6,6 +6,8 @@ import pytest
 import yaml
 
 from bot.catalog import (
+    CHANNEL_WORDS,
+    CHANNELS,
     MAX_MESSAGE_CHARS,
     PLACEHOLDERS,
     RESPONSES_FILE,
@@ -46,7 +48,7 @@ def test_translations_are_not_english_copies(language):
 
 def test_arabic_texts_are_in_arabic_script():
     for name in NAMES:
-        text = CATALOG.texts["ar"][name].format_map({field: "" for field in PLACEHOLDERS})
+        text = CATALOG.render(name, "ar", **{field: "" for field in PLACEHOLDERS})["text"]
         letters = [c for c in text if c.isalpha()]
         arabic = [c for c in letters if "\u0600" <= c <= "\u06ff"]
         assert len(arabic) >= 0.8 * len(letters), name
@@ -58,12 +60,16 @@ def test_the_generated_domain_is_up_to_date():
     )
 
 
-def test_every_domain_response_has_exactly_one_variation_per_language():
+def test_every_domain_response_has_exactly_one_variation_per_language_and_channel():
     responses = yaml.safe_load(RESPONSES_FILE.read_text(encoding="utf-8"))["responses"]
     assert set(responses) == responses_in_rules()
     for name, variations in responses.items():
-        languages = [v["condition"][0]["value"] for v in variations]
-        assert sorted(languages) == sorted(SUPPORTED_LANGUAGES), name
+        for channel in ("", *CHANNELS):
+            languages = [v["condition"][0]["value"] for v in variations
+                         if v.get("channel", "") == channel]
+            # a channel has variations only where its words change the text, then in all four
+            assert sorted(languages) in ([], sorted(SUPPORTED_LANGUAGES)) if channel else (
+                sorted(languages) == sorted(SUPPORTED_LANGUAGES)), (name, channel)
         for variation in variations:
             assert variation["condition"] == [
                 {"type": "slot", "name": "language", "value": variation["condition"][0]["value"]}
@@ -75,11 +81,14 @@ def test_a_rule_using_an_unknown_response_is_an_error():
         build_responses(CATALOG, {"utter_nonexistent"})
 
 
-def test_main_menu_has_the_five_options_in_order():
+def test_main_menu_has_the_six_options_in_order_the_last_for_danger_now():
     assert CATALOG.main_menu_payloads() == [
         "/ask_trafficking_info", "/find_services", "/request_human", "/check_situation",
-        "/change_language",
+        "/change_language", "/emergency",
     ]
+    for language in SUPPORTED_LANGUAGES:
+        titles = [b["title"] for b in CATALOG.buttons_for("utter_menu", language)]
+        assert titles[-1] == CATALOG.buttons[language]["emergency"]
 
 
 def test_missing_translation_and_bad_placeholder_are_reported(tmp_path):
@@ -116,9 +125,10 @@ def test_placeholders_are_known():
     for language in SUPPORTED_LANGUAGES:
         for name, text in CATALOG.texts[language].items():
             fields = {f for _, f, _, _ in string.Formatter().parse(text) if f}
-            assert fields <= PLACEHOLDERS, (language, name)
+            assert fields <= PLACEHOLDERS | set(CHANNEL_WORDS), (language, name)
             if name in in_domain:  # Rasa fills these from slots: only org_name is a slot
-                assert fields <= {"org_name"}, (language, name)
+                # (channel words are filled when the domain is built)
+                assert fields - set(CHANNEL_WORDS) <= {"org_name"}, (language, name)
 
 
 def test_a_broken_layout_is_reported(tmp_path):

@@ -102,6 +102,18 @@ def test_consent_then_yes_queues_the_case(database, monkeypatch, on_shift, respo
         "sms", "en", "high", ("anti_trafficking",), "NG-BO-MAI")
 
 
+def test_a_person_who_skipped_every_question_gets_a_case_without_a_level(database, monkeypatch):
+    """Triage "unknown" (nothing answered) is not a case level: the case says "none"."""
+    from actions.help import ActionAnswerOffer
+
+    monkeypatch.setattr(HandOff, "on_shift", lambda self, deployment, now: True)
+    slots = {"offer": "handoff", "triage_level": "unknown", "triage_needs": []}
+    events, _ = run(ActionAnswerOffer(), tracker(slots=slots))
+    assert {"event": "slot", "timestamp": None, "name": "handoff", "value": "open"} in events
+    [case] = cases_for(database).queue()
+    assert case.triage_level == "none"
+
+
 def test_no_to_the_consent_question_opens_nothing(database):
     from actions.help import ActionAnswerOffer
 

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from bot.catalog import load_catalog
+from bot.catalog import load_catalog, with_channel_words
 from console.canned import load_canned
 from console.views import OUTCOME_WORDS
 from tests.test_console_browser import ConsoleSession, rows, transcript, wait_for_line
@@ -40,7 +40,10 @@ from tests.utils.browser import Session, chromium
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
 CATALOG = load_catalog()
-EN, BUTTONS = CATALOG.texts["en"], CATALOG.buttons["en"]
+# as the web chat shows them: the channel's own words filled in, other placeholders kept
+EN = {name: with_channel_words(text, CATALOG.channel_words("en", "webchat"))
+      for name, text in CATALOG.texts["en"].items()}
+BUTTONS = CATALOG.buttons["en"]
 ARTIFACTS = BROWSER_ARTIFACTS / "handoff"
 PUSHED_MS = 15_000  # the page polls every 4 s: a pushed reply shows within two polls
 CANNED = next(c for c in load_canned() if c.key == "take_your_time")

@@ -120,7 +120,7 @@ def test_a_person_on_the_web_chat_and_a_caseworker_in_the_console(rasa, monkeypa
 
     asyncio.run(close_it())
     assert poll(port) == [CATALOG.texts["en"]["utter_handoff_closed"]]
-    assert say(port, "/menu") == [CATALOG.texts["en"]["utter_menu"]]  # the assistant is back
+    assert say(port, "/menu") == [CATALOG.render("utter_menu", "en")["text"]]  # the assistant is back
 
 
 def with_buttons(text: str, buttons) -> str:

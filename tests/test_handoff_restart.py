@@ -46,7 +46,7 @@ import sqlalchemy as sa
 import yaml
 
 from bot.cases.models import AuditEntry, Case, CaseKey, CaseMessage
-from bot.catalog import load_catalog
+from bot.catalog import load_catalog, with_channel_words
 from bot.deployment import WEEKDAYS
 from bot.privacy.keys import load_secrets
 from bot.privacy.pseudonyms import pseudonym
@@ -60,7 +60,9 @@ from tests.utils.channel_clients import send_json, wait_until, write_credentials
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
 CATALOG = load_catalog()
-EN = CATALOG.texts["en"]
+# as the REST channel shows them: the words every channel shares, other placeholders kept
+EN = {name: with_channel_words(text, CATALOG.channel_words("en"))
+      for name, text in CATALOG.texts["en"].items()}
 PASSWORD = "correct horse battery staple"
 CASEWORKERS, SUPERVISOR = ("amina", "bob"), "lead"
 REDIS_URL = "redis://127.0.0.1:6379/5"  # a database of its own, emptied before and after

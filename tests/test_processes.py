@@ -56,7 +56,7 @@ def test_a_conversation_over_rest_with_typed_numbers(rasa_url):
     assert [b["title"] for b in reply[0]["buttons"]] == ["English", "Français", "العربية", "Español"]
 
     status, reply = post(rasa_url, {"sender": sender, "message": "2"})  # Français
-    assert texts(reply) == [CATALOG.texts["fr"]["utter_language_set"], CATALOG.texts["fr"]["utter_menu"]]
+    assert texts(reply) == [CATALOG.texts["fr"]["utter_language_set"], CATALOG.render("utter_menu", "fr")["text"]]
 
     status, reply = post(rasa_url, {"sender": sender, "message": "4"})  # vérifier ma situation
     assert texts(reply)[0].startswith(CATALOG.texts["fr"]["utter_screening_consent"].split("{")[0])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from channels.segments import count_segments, encoding_of, split_to_budget
+from channels.sms_text import sms_friendly
 
 
 @pytest.mark.parametrize("text, encoding, units, segments", [
@@ -78,3 +79,15 @@ def test_a_text_within_the_budget_is_one_part():
 def test_a_budget_below_one_is_an_error():
     with pytest.raises(ValueError, match="at least 1"):
         split_to_budget("hello", 0)
+
+
+@pytest.mark.parametrize("text", ["Un lieu sûr près de vous", "C'est dû à la dette",
+                                  "La côte est loin"])
+def test_a_word_that_folding_would_turn_into_another_keeps_its_accents(text):
+    """GSM-7 has no û or ô: "sûr" (safe) folded is "sur" (on), a different word."""
+    assert sms_friendly(text) == text
+    assert encoding_of(sms_friendly(text)) == "ucs2"
+
+
+def test_other_accents_are_still_folded_to_stay_in_gsm7():
+    assert sms_friendly("Vous êtes en sécurité") == "Vous etes en sécurité"

@@ -34,7 +34,9 @@ def filled(name: str, language: str) -> str:
     line = CATALOG.texts[language]["utter_services_line"].format_map(values)
     values["services"] = "\n".join([line] * 3)
     used = {f for _, f, _, _ in string.Formatter().parse(CATALOG.texts[language][name]) if f}
-    return CATALOG.texts[language][name].format_map({k: values[k] for k in used})
+    # as shown on SMS: the channel's own words (no "tap") beside the values
+    return CATALOG.texts[language][name].format_map(
+        {**CATALOG.channel_words(language, "sms"), **{k: values[k] for k in used if k in values}})
 
 
 def words(text: str) -> list[str]:

@@ -4,6 +4,7 @@ going out over real HTTP to the fake Twilio API (tests/utils/fake_twilio.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -13,13 +14,15 @@ from sanic import Sanic
 from twilio.request_validator import RequestValidator
 
 from bot.catalog import load_catalog
-from bot.deployment import SmsSettings
+from bot.deployment import SmsSettings, cached_deployment
 from bot.privacy.keys import Secrets
 from bot.privacy.logs import forget_sensitive
 from bot.privacy.pseudonyms import is_pseudonym
 from bot.privacy.routes import MemoryRouteCache
+from bot.settings import Settings
 from channels.gateway import Gateway
 from channels.segments import count_segments
+from channels.sms_text import sms_friendly
 from channels.sms import SmsConfig, SmsInput, SmsPushOutput, load_keywords
 from channels.twilio_api import TwilioConfig, TwilioSender
 from tests.utils.fake_twilio import FakeTwilio
@@ -180,6 +183,23 @@ async def test_start_help_and_menu_words(channel, rasa, fake):
     assert len(fake.delivered()) == 6  # Twilio answers START/HELP too; these are ours
 
 
+async def test_help_gives_the_emergency_contacts_before_the_menu(channel, rasa, fake):
+    """HELP is what a person in trouble types first; the menu alone would make them look for
+    the numbers (issue: 'HELP on SMS gives the emergency contacts and the menu')."""
+    deployment = cached_deployment(Settings.from_env().deployment_file)
+    rasa.replies["/menu"] = [{"text": "Menu", "buttons": MENU, "metadata": {"language": "fr"}}]
+    async with asgi_client(app_for(channel, rasa)) as client:
+        await sms(client, fake, "Aide")
+        await sms(client, fake, "menu")
+        await sms(client, fake, "HELP", OptOutType="HELP")  # Twilio Advanced Opt-Out's HELP
+    first, plain, third = [m["Body"] for m in fake.delivered()]
+    contacts = deployment.render_contacts("fr")
+    assert contacts and first.startswith(sms_friendly(CATALOG.render(
+        "utter_emergency_contacts", "fr", contacts=contacts)["text"]))
+    assert "Menu\n1. Yes\n2. No" in first and third == first
+    assert plain == "Menu\n1. Yes\n2. No"  # MENU is the menu alone
+
+
 async def test_a_picture_gets_a_polite_text_in_the_conversations_language(channel, rasa, fake):
     rasa.replies["hola"] = [{"text": "Hola", "metadata": {"language": "es"}}]
     async with asgi_client(app_for(channel, rasa)) as client:
@@ -257,3 +277,44 @@ async def test_a_pushed_message_goes_to_the_conversations_route(channel, rasa, f
     await push.send_text_message("unknown-conversation", "lost")
     assert fake.delivered()[-1]["Body"] == "A caseworker writes: hello again."
     assert len(fake.delivered()) == 2
+
+
+async def test_a_reply_to_a_number_that_opted_out_is_named_in_the_case(fake, rasa, tmp_path,
+                                                                       monkeypatch):
+    """Twilio refuses every message to a number that sent STOP (or QUIT, END...) with error
+    21610 until it writes START. A caseworker's reply must not vanish silently: the open case
+    says why, and the reply goes out again after the person's next message."""
+    from actions.handoff import ActionRelayCaseworker, ActionRelayToCaseworker
+    from bot.cases.queue import User
+    from bot.cases.service import REPLIES_BLOCKED, cases_for
+    from tests.test_handoff import migrated, run, tracker
+
+    database = migrated(tmp_path)
+    monkeypatch.setenv("HELPLINE_DATABASE_URL", database)
+    channel = make_channel(fake)
+    amina = User("amina")
+    try:
+        async with asgi_client(app_for(channel, rasa)) as client:
+            await sms(client, fake, "hello")
+        sender = rasa.received[0].sender_id
+        cases = cases_for(database)
+        case = cases.open(sender, "sms", "en", "medium")
+        cases.claim(case.id, amina)
+        cases.record(case.id, "caseworker", "Are you safe to talk?", amina)
+        fake.unsubscribed.add(NUMBER)  # the person wrote STOP to Twilio
+        _, dispatcher = await asyncio.to_thread(
+            run, ActionRelayCaseworker(), tracker(sender, slots={"handoff": "open"}))
+        push = channel.get_output_channel()
+        for message in dispatcher.messages:
+            await push.send_response(sender, message)
+            await push.send_response(sender, message)  # a second refusal: one note only
+        lines = [line.text for line in cases.transcript(case.id, amina)]
+        assert lines[-1] == REPLIES_BLOCKED and lines.count(REPLIES_BLOCKED) == 1
+        fake.unsubscribed.discard(NUMBER)  # START
+        _, dispatcher = await asyncio.to_thread(
+            run, ActionRelayToCaseworker(),
+            tracker(sender, intent="greet", text="start", slots={"handoff": "open"}))
+        assert [m["text"] for m in dispatcher.messages] == ["Are you safe to talk?"]
+    finally:
+        channel.gateway.routes.close()
+        forget_sensitive()

@@ -94,7 +94,7 @@ def test_a_conversation_over_telegram(telegram):
     assert post(telegram, press(keyboard[1][0]["callback_data"])) == 200  # Français
     sent = replies(telegram, 2)
     assert [p["text"] for p in sent] == [CATALOG.texts["fr"]["utter_language_set"],
-                                         CATALOG.texts["fr"]["utter_menu"]]
+                                         CATALOG.render("utter_menu", "fr", "telegram")["text"]]
     assert len(telegram.wait_for("answerCallbackQuery", 1)) == 1
 
     telegram.clear()

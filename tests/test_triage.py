@@ -8,6 +8,7 @@ import yaml
 from bot.triage import (
     QUESTIONS,
     RULES_FILE,
+    UNKNOWN,
     TriageRulesError,
     load_rules,
     parse_rules,
@@ -30,16 +31,23 @@ def test_no_warning_signs_is_low():
     assert (result.level, result.needs, result.score, result.answered) == ("low", (), 0, 7)
 
 
-def test_all_skipped_is_low_and_counts_no_answers():
+def test_all_skipped_is_unknown_not_low_and_counts_no_answers():
+    """Nothing was learnt: "low" would reassure on nothing (issue 16, 'Skipping every
+    question gives "unknown", not "low"')."""
     result = triage({q: "skipped" for q in QUESTIONS})
-    assert result.level == "low"
+    assert result.level == UNKNOWN
     assert result.needs == ()
     assert result.answered == 0
 
 
-def test_nothing_answered_at_all():
+def test_nothing_answered_at_all_is_unknown():
     result = triage({})
-    assert result.level == "low" and result.answered == 0
+    assert result.level == UNKNOWN and result.answered == 0
+
+
+def test_one_plain_answer_is_enough_for_a_level():
+    assert triage({"q_safe_now": "yes"}).level == "low"
+    assert triage({"q_safe_now": "skipped", "q_debt": "yes"}).level == "medium"
 
 
 def test_not_safe_now_is_an_emergency_whatever_else():
@@ -64,6 +72,49 @@ def test_several_signs_add_up_to_high():
     result = triage(answers(q_free_to_leave="no", q_documents="no"))
     assert result.score == 6
     assert result.level == "high"
+
+
+# The level each answer alone requires, at least: one strong indicator is enough for the
+# guide to consider referring to a trained person (004 line 932: "at least one or more
+# indicators"); threats of harm are high; not safe now is an emergency.
+SINGLE = {("q_safe_now", "no"): "emergency", ("q_threats", "yes"): "high",
+          ("q_free_to_leave", "no"): "medium", ("q_documents", "no"): "medium",
+          ("q_work_as_promised", "no"): "medium", ("q_debt", "yes"): "medium",
+          ("q_under_18", "yes"): "medium"}
+ORDER = ("unknown", "low", "medium", "high", "emergency")
+
+
+def _every_combination():
+    import itertools
+
+    for values in itertools.product((None, "yes", "no", "skipped"), repeat=len(QUESTIONS)):
+        yield dict(zip(QUESTIONS, values))
+
+
+def test_over_every_combination_the_level_is_never_below_its_strongest_single_indicator():
+    checked = 0
+    for combination in _every_combination():
+        result = triage(combination)
+        child = combination["q_under_18"] == "yes"
+        required = [level for (question, answer), level in SINGLE.items()
+                    if combination[question] == answer
+                    # a stray adult-only answer of a child is ignored (never asked)
+                    and not (child and question in load_rules().adult_only)]
+        floor = max((ORDER.index(level) for level in required), default=0)
+        assert ORDER.index(result.level) >= floor, (combination, result.level)
+        if required:
+            assert result.level != UNKNOWN and "anti_trafficking" in result.needs or child or (
+                result.level == "emergency"), combination
+        plain = [a for a in combination.values() if a in ("yes", "no")]
+        assert (result.level == UNKNOWN) == (not plain), combination
+        checked += 1
+    assert checked == 4 ** len(QUESTIONS)
+
+
+@pytest.mark.parametrize("question, answer", [("q_work_as_promised", "no"), ("q_debt", "yes"),
+                                              ("q_free_to_leave", "no"), ("q_documents", "no")])
+def test_each_strong_indicator_alone_is_at_least_medium(question, answer):
+    assert triage(answers(**{question: answer})).level == "medium"
 
 
 def test_work_terms_and_debt_together_are_medium():

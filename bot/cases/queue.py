@@ -244,6 +244,24 @@ class Cases:
                 CaseMessage.id == message_id, CaseMessage.author == "caseworker",
                 CaseMessage.delivered.is_(False)))
 
+    def note(self, conversation_id: str, note: str) -> Optional[int]:
+        """Adds ``note`` (the assistant's words, no content of the person's) to the transcript
+        of the conversation's open case, unless it is already the last thing there; the
+        case's id, or None when there is no open case."""
+        with self._sessions.begin() as session:
+            row = self._open_row(session, conversation_id)
+            if row is None:
+                return None
+            key = self._key(session, row.id)
+            last = session.execute(
+                sa.select(CaseMessage).where(CaseMessage.case_id == row.id)
+                .order_by(CaseMessage.id.desc()).limit(1)).scalars().first()
+            if not (last is not None and last.author == "assistant"
+                    and key.decrypt(last.body).decode("utf-8") == note):
+                session.add(CaseMessage(case_id=row.id, author="assistant", at=self._clock(),
+                                        body=key.encrypt(note.encode("utf-8")), delivered=True))
+            return row.id
+
     def escalate(self, conversation_id: str, note: str) -> Optional[int]:
         """An emergency during a hand-off: the open case becomes the most urgent, with ``note``
         (the assistant's words, no content of the person's) in its transcript."""

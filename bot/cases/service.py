@@ -85,6 +85,28 @@ class HandOff:
         return deployment.human_cover.is_covered(now) and self._users(self.url).signed_in_count() > 0
 
 
+# In the case's transcript when the provider refuses a reply because the person's number
+# opted out (Twilio error 21610, after STOP, END, QUIT...): caseworkers read it in the console.
+REPLIES_BLOCKED = ("The person's number blocks replies from this line: it sent STOP or another "
+                   "opt-out word to the SMS provider. Nothing reaches them until they write "
+                   "START; your last reply will go out with the answer to their next message.")
+
+
+async def replies_blocked(conversation_id: str, text: str) -> bool:
+    """For the SMS channel, when the provider refused ``text`` because the person's number
+    opted out: the open case (if any) says so, and a caseworker's reply that was refused goes
+    out again after the person's next message. False where there is no open case."""
+    import asyncio
+
+    cases = await asyncio.to_thread(cases_for, Settings.from_env().database_url)
+    if cases is None:
+        return False
+    if await asyncio.to_thread(cases.note, conversation_id, REPLIES_BLOCKED) is None:
+        return False
+    await asyncio.to_thread(cases.undeliver, conversation_id, text)
+    return True
+
+
 async def requeue_reply(conversation_id: str, text: str) -> bool:
     """For a channel that could not deliver a message pushed to ``conversation_id``: if it was
     a caseworker's reply, it goes out again with the answer to the person's next message

@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from bot.catalog import load_catalog
+from bot.catalog import CHANNEL_WORDS, load_catalog
+
+# Placeholders whose value may be anything in the sent text.
+_OPEN = ("org_name", "contacts", *CHANNEL_WORDS)
 
 
 @lru_cache(maxsize=1)
@@ -13,15 +16,15 @@ def _patterns() -> dict[str, list[re.Pattern]]:
     catalog = load_catalog()
     patterns: dict[str, list[re.Pattern]] = {}
     for language, texts in catalog.texts.items():
-        patterns[language] = [
-            re.compile(
-                "^" + re.escape(text).replace(re.escape("{org_name}"), ".+?")
-                .replace(re.escape("{contacts}"), ".+?") + "$",
-                re.S,
-            )
-            for text in texts.values()
-        ]
+        patterns[language] = [re.compile("^" + _open(re.escape(text)) + "$", re.S)
+                              for text in texts.values()]
     return patterns
+
+
+def _open(pattern: str) -> str:
+    for name in _OPEN:
+        pattern = pattern.replace(re.escape("{" + name + "}"), ".+?")
+    return pattern
 
 
 def languages_of(text: str) -> set[str]:
