@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
@@ -157,6 +157,9 @@ class Deployment:
     campaigns: CampaignSettings = CampaignSettings()
     # Aggregate figures for NGOs show no count below this (bot/figures.py).
     figures_min_cell: int = 5
+    # language -> what the organisation can and cannot keep confidential (organisation.
+    # confidentiality), for the caseworkers' canned reply; empty: that reply is not offered.
+    confidentiality: Mapping[str, str] = field(default_factory=dict)
 
     def contacts_for(self, area: Optional[str]) -> tuple[EmergencyContact, ...]:
         """Emergency contacts of ``area`` (a country or area code), else the default list."""
@@ -222,6 +225,7 @@ def parse_deployment(data: Any, path: Path = Path("<memory>")) -> Deployment:
     quick_exit_url = _web_chat(data.get("web_chat"), problems)
     campaigns = _campaigns(data.get("campaigns"), problems)
     figures_min_cell = _figures(data.get("figures"), problems)
+    confidentiality = _confidentiality(data.get("organisation"), languages, problems)
     if problems:
         raise DeploymentError(path, problems)
     return Deployment(
@@ -235,7 +239,36 @@ def parse_deployment(data: Any, path: Path = Path("<memory>")) -> Deployment:
         web_quick_exit_url=quick_exit_url,
         campaigns=campaigns,
         figures_min_cell=figures_min_cell,
+        confidentiality=confidentiality,
     )
+
+
+CONFIDENTIALITY_MAX_CHARS = 300  # one canned reply: within two SMS segments
+
+
+def _confidentiality(value: Any, languages: tuple[str, ...], problems: list[str]
+                     ) -> dict[str, str]:
+    """``organisation.confidentiality``: a text per enabled language, or nothing."""
+    texts = value.get("confidentiality") if isinstance(value, dict) else None
+    if texts is None:
+        return {}
+    if not isinstance(texts, dict):
+        problems.append("organisation.confidentiality: must give a text per language")
+        return {}
+    result = {}
+    for language in languages:
+        text = texts.get(language)
+        where = f"organisation.confidentiality.{language}"
+        if not isinstance(text, str) or not text.strip():
+            problems.append(f"{where}: missing")
+        elif len(text.strip()) > CONFIDENTIALITY_MAX_CHARS:
+            problems.append(f"{where}: {len(text.strip())} characters (at most "
+                            f"{CONFIDENTIALITY_MAX_CHARS})")
+        elif "{" in text or "}" in text:
+            problems.append(f"{where}: no placeholders")
+        else:
+            result[language] = text.strip()
+    return result  # texts in languages not enabled are left unused, as in the sample
 
 
 def _organisation_name(value: Any, problems: list[str]) -> str:

@@ -88,7 +88,8 @@ class Config:
                  closed_case_days: Optional[int] = None,
                  idle_case_hours: Optional[float] = None,
                  figures_min_cell: int = Deployment.figures_min_cell,
-                 languages: Sequence[str] = SUPPORTED_LANGUAGES) -> None:
+                 languages: Sequence[str] = SUPPORTED_LANGUAGES,
+                 deployment: Optional[Deployment] = None) -> None:
         """
         Args:
             secure_cookies: False only for plain http://127.0.0.1 (tests, a local trial).
@@ -106,6 +107,8 @@ class Config:
             figures_min_cell: the deployment's ``figures.min_cell``: the figures page hides
                 every count below it (and what would give one away), as ``helpline figures``.
             languages: the deployment's languages, in the order the figures list them.
+            deployment: fills the canned replies' {contacts} and {confidentiality}; without
+                it, the replies that need them are not offered.
         """
         from bot.services.categories import load_categories
 
@@ -120,6 +123,7 @@ class Config:
         self.idle_case_hours = idle_case_hours
         self.figures_min_cell = figures_min_cell
         self.languages = tuple(languages)
+        self.deployment = deployment
         self.sign_in_event_days = (closed_case_days if closed_case_days is not None
                                    else SIGN_IN_EVENT_DAYS)
         self.session_cookie = "__Host-console" if secure_cookies else "console"
@@ -441,8 +445,11 @@ async def _render_case(request: web.Request, signed: SignedIn, number: int, stat
         names = await asyncio.to_thread(app[USERS].active_names)
         colleagues = [n for n in names if n != case.caseworker]
     services = _services(loaded, case, signed.language) if loaded is not None else []
-    canned = [{"key": c.key, "label": c.label, "text": c.texts[case.language],
-               "mine": c.texts.get(signed.language)} for c in load_canned()]
+    values = _canned_values(app[CONFIG].deployment, case.language, case.area)
+    canned = [{"key": c.key, "label": c.label, "text": c.fill(case.language, values),
+               "mine": c.fill(signed.language, _canned_values(
+                   app[CONFIG].deployment, signed.language, case.area))}
+              for c in load_canned() if c.fill(case.language, values) is not None]
     closed_reason = await asyncio.to_thread(_closed_reason, app, case)
     context = {
         "signed": signed, "case": describer.summary(case, signed.language, now),
@@ -453,6 +460,17 @@ async def _render_case(request: web.Request, signed: SignedIn, number: int, stat
         "mine": case.caseworker == signed.user.name,
     }
     return aiohttp_jinja2.render_template("case.html", request, context, status=status)
+
+
+def _canned_values(deployment: Optional[Deployment], language: str, area: Optional[str]
+                   ) -> dict[str, str]:
+    """The canned replies' placeholders: the emergency contacts for the case's country (the
+    area's P-code starts with it) and the organisation's confidentiality text."""
+    if deployment is None or language not in deployment.languages:
+        return {}
+    country = (area or "")[:2].upper() or None
+    return {"contacts": deployment.render_contacts(language, country),
+            "confidentiality": deployment.confidentiality.get(language, "")}
 
 
 def _services(loaded: Any, case: CaseView, language: str) -> list[dict]:
@@ -724,7 +742,12 @@ async def reply(request: web.Request, signed: SignedIn) -> web.StreamResponse:
         if chosen is None:
             return await _render_case(request, signed, number, 400,
                                       "That canned reply does not exist.", draft)
-        text = chosen.texts[case.language]
+        text = chosen.fill(case.language, _canned_values(request.app[CONFIG].deployment,
+                                                        case.language, case.area))
+        if text is None:
+            return await _render_case(request, signed, number, 400,
+                                      "That canned reply is not set up for this deployment.",
+                                      draft)
     if not isinstance(text, str) or not text.strip():
         return await _render_case(request, signed, number, 400,
                                   "The reply is empty: write something first.")

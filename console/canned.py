@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Optional
 
 import yaml
 
@@ -16,6 +16,9 @@ from bot.settings import BOT_DIR
 CANNED_FILE = BOT_DIR / "messages" / "canned.yml"
 MAX_CHARS = 320  # two SMS segments at most, whatever the channel
 _KEY = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+# The values a canned text may take from the deployment (``fill``).
+PLACEHOLDERS = ("contacts", "confidentiality")
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 
 class CannedError(ValueError):
@@ -30,6 +33,15 @@ class Canned:
     label: str
     texts: Mapping[str, str]
 
+    def fill(self, language: str, values: Mapping[str, str]) -> Optional[str]:
+        """The text in ``language`` with its placeholders filled from ``values``; None when
+        one has no value (the deployment sets no confidentiality text): not offered then."""
+        text = self.texts[language]
+        needed = set(_PLACEHOLDER.findall(text))
+        if not all(values.get(name) for name in needed):
+            return None
+        return _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
+
 
 @lru_cache(maxsize=None)
 def load_canned(path: Path = CANNED_FILE) -> tuple[Canned, ...]:
@@ -37,7 +49,7 @@ def load_canned(path: Path = CANNED_FILE) -> tuple[Canned, ...]:
 
     Raises:
         CannedError: unreadable, or a reply without a label or a text in some language, a
-            text too long, a placeholder, or a bad key.
+            text too long, an unknown placeholder, or a bad key.
     """
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -62,8 +74,10 @@ def load_canned(path: Path = CANNED_FILE) -> tuple[Canned, ...]:
                 problems.append(f"{key}.{language}: missing")
             elif len(text) > MAX_CHARS:
                 problems.append(f"{key}.{language}: {len(text)} characters (at most {MAX_CHARS})")
-            elif "{" in text or "}" in text:
-                problems.append(f"{key}.{language}: a canned reply has no placeholders")
+            elif (set(_PLACEHOLDER.findall(text)) - set(PLACEHOLDERS)
+                  or "{" in _PLACEHOLDER.sub("", text) or "}" in _PLACEHOLDER.sub("", text)):
+                problems.append(f"{key}.{language}: the only placeholders are "
+                                + ", ".join("{" + p + "}" for p in PLACEHOLDERS))
         unknown = set(entry) - {"label", *LANGUAGES}
         if unknown:
             problems.append(f"{key}: unknown fields {', '.join(sorted(map(str, unknown)))}")

@@ -125,7 +125,7 @@ def serve(settings: Settings, insecure_cookies: bool = False) -> int:
                     closed_case_days=deployment.retention.closed_case_days,
                     idle_case_hours=deployment.retention.conversation_idle_hours,
                     figures_min_cell=deployment.figures_min_cell,
-                    languages=deployment.languages)
+                    languages=deployment.languages, deployment=deployment)
     relay = RasaRelay(f"http://127.0.0.1:{settings.rasa_port}", settings.rasa_token)
     app = create_app(session_factory(engine), secrets.fernet(), relay, config)
     print(f"caseworker console: http://{settings.bind}:{settings.console_port}/", flush=True)

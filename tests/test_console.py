@@ -15,7 +15,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from cryptography.fernet import Fernet, MultiFernet
 
 from bot.cases.queue import Cases, CaseView
+from bot.deployment import load_deployment
 from bot.privacy.pseudonyms import pseudonym
+from bot.settings import PROJECT_ROOT
 from bot.storage import make_engine, session_factory, upgrade
 from console.app import CSP, Config, create_app
 from console.relay import Relay, RelayError
@@ -84,9 +86,12 @@ def open_case(world, n: int, level: str = "medium", **extra) -> CaseView:
 
 
 @pytest.fixture
-async def server(world):
+async def server(world, request):
+    deployment = (load_deployment(PROJECT_ROOT / "deploy" / "sample.yml")
+                  if request.node.get_closest_marker("deployment") else None)
     app = create_app(world.sessions, FERNET, world.relay,
-                     Config(poll_seconds=0.05, heartbeat_seconds=0.5, clock=world.clock))
+                     Config(poll_seconds=0.05, heartbeat_seconds=0.5, clock=world.clock,
+                            deployment=deployment))
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     yield server
@@ -386,6 +391,36 @@ async def test_a_caseworker_transfers_a_case_away(browser, world):
 
 
 # -- replies, closing ----------------------------------------------------------------------
+
+@pytest.mark.deployment
+async def test_canned_replies_give_the_deployments_numbers_and_confidentiality(browser, world):
+    """"Danger now" carries the numbers themselves (for the case's country), and "what
+    stays between us" the organisation's own words (issue 16, caseworkers' canned replies)."""
+    case = open_case(world, 1, area="NG-BO-MAI")
+    amina = await browser("amina")
+    await post(amina, f"/cases/{case.id}/take")
+    page = await (await amina.get(f"/cases/{case.id}")).text()
+    assert "What stays between us" in page and "Someone you trust?" in page
+    await post(amina, f"/cases/{case.id}/reply", canned="danger_now")
+    sent = world.relay.sent[-1][1]
+    assert sent.startswith("Si vous êtes en danger maintenant, appelez : Ligne de protection")
+    assert "+999 234 001" in sent and "{" not in sent  # Nigeria's, not the default's
+    await post(amina, f"/cases/{case.id}/reply", canned="confidentiality")
+    deployment = load_deployment(PROJECT_ROOT / "deploy" / "sample.yml")
+    assert world.relay.sent[-1][1] == deployment.confidentiality["fr"]
+
+
+async def test_without_a_confidentiality_text_that_canned_reply_is_not_offered(browser, world):
+    case = open_case(world, 1)
+    amina = await browser("amina")
+    await post(amina, f"/cases/{case.id}/take")
+    page = await (await amina.get(f"/cases/{case.id}")).text()
+    assert "What stays between us" not in page and "Take your time" in page
+    response = await post(amina, f"/cases/{case.id}/reply", canned="confidentiality")
+    assert response.status == 400
+    assert "not set up for this deployment" in await response.text()
+    assert world.relay.sent == []
+
 
 async def test_a_reply_goes_to_the_relay_and_into_the_transcript(browser, world):
     case = open_case(world, 1)

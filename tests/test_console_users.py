@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 
 import pytest
 import sqlalchemy as sa
@@ -184,7 +185,8 @@ def test_a_broken_canned_file_names_every_problem(tmp_path):
     with pytest.raises(CannedError) as raised:
         load_canned(path)
     message = str(raised.value)
-    assert "hello.ar: missing" in message and "hello.fr: a canned reply has no placeholders" in message
+    assert "hello.ar: missing" in message
+    assert "hello.fr: the only placeholders are {contacts}, {confidentiality}" in message
     assert "hello.es: 400 characters" in message
 
 
@@ -229,3 +231,22 @@ async def test_the_rasa_relay_runs_the_relay_action_in_the_conversation():
             await unreachable.send(_case(), "hello")
         finally:
             await unreachable.close()
+
+
+TUTEO = {"tú", "tu", "te", "ti", "puedes", "quieres", "necesitas", "llama", "envíes", "tómate",
+         "escucharte", "ayudarte", "estás", "decides"}
+
+
+def test_the_spanish_canned_replies_say_usted_as_the_assistant_does():
+    for reply in load_canned():
+        words = set(re.findall(r"\w+", reply.texts["es"].lower()))
+        assert not words & TUTEO, (reply.key, words & TUTEO)
+
+
+def test_a_canned_reply_is_filled_or_not_offered():
+    replies = {r.key: r for r in load_canned()}
+    assert replies["confidentiality"].fill("en", {"contacts": "x"}) is None
+    assert replies["confidentiality"].fill("en", {"confidentiality": "Kept."}) == "Kept."
+    danger = replies["danger_now"].fill("ar", {"contacts": "+999 100 000"})
+    assert "+999 100 000" in danger and "{" not in danger
+    assert replies["take_your_time"].fill("es", {}) == "Tómese su tiempo. Sigo aquí."

@@ -189,3 +189,18 @@ def test_a_bad_consent_duration_is_named_with_its_value(sample_data, value):
     data["campaigns"] = {"consent_months": value}
     assert problems_of(data) == [f"campaigns.consent_months: must be a whole number of months "
                                  f"from 1 to 24, got {value!r}"]
+
+
+def test_the_confidentiality_text_is_optional_and_checked(sample_data):
+    data = copy.deepcopy(sample_data)
+    assert set(parse_deployment(data).confidentiality) == {"en", "fr", "ar", "es"}
+    del data["organisation"]["confidentiality"]
+    assert parse_deployment(data).confidentiality == {}
+    data["organisation"]["confidentiality"] = {"en": "x" * 301, "fr": "Rien {x}", "es": " "}
+    problems = problems_of(data)
+    assert "organisation.confidentiality.en: 301 characters (at most 300)" in problems
+    assert "organisation.confidentiality.fr: no placeholders" in problems
+    assert "organisation.confidentiality.es: missing" in problems
+    assert "organisation.confidentiality.ar: missing" in problems
+    data["organisation"]["confidentiality"] = "all kept"
+    assert "organisation.confidentiality: must give a text per language" in problems_of(data)
