@@ -48,7 +48,11 @@ class ActionRecordConsent(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[EventType]:
         agreed = latest_intent(tracker) == "affirm" and last_bot_response(tracker) == CONSENT_QUESTION
-        return [*clear_screening(), SlotSet("screening_consent", True if agreed else None)]
+        if agreed:
+            # answers exist here only when the questions were paused in this conversation
+            # (action_pause_screening): they are not asked again
+            return [SlotSet("screening_consent", True)]
+        return [*clear_screening(), SlotSet("screening_consent", None)]
 
 
 class AskQuestion(Action, abc.ABC):
@@ -162,3 +166,24 @@ class ActionStopScreening(Action):
         if latest_intent(tracker) == "menu":
             say(dispatcher, "utter_menu", language, channel_of(tracker))
         return events + clear_screening()
+
+
+class ActionPauseScreening(Action):
+    """The person asked for a person or for services during the questions: the questions
+    pause and the request is done next (by the rule). The answers so far stay, as closed
+    values, so a hand-off carries their triage and coming back does not ask them again."""
+
+    def name(self) -> Text:
+        return "action_pause_screening"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[EventType]:
+        events: List[EventType] = [ActiveLoop(None), SlotSet("requested_slot", None)]
+        say(dispatcher, "utter_screening_paused", language_of(tracker))
+        if has_consent(tracker):
+            result = triage(answers_of(tracker))
+            if result.level != UNKNOWN:
+                events += [SlotSet("triage_level", result.level),
+                           SlotSet("triage_needs", list(result.needs))]
+        return events

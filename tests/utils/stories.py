@@ -119,6 +119,19 @@ FLOWS: dict[str, list[tuple]] = {
         *answer("affirm", "q_safe_now", "yes", "q_under_18"),
         user("menu"), *act("action_stop_screening"), ("loop", None),
     ],
+    "a person asked for during the questions: paused, and resumed where they were": [
+        *START_QUESTIONS,
+        *answer("affirm", "q_safe_now", "yes", "q_under_18"),
+        user("request_human"), *act("action_pause_screening"), ("loop", None),
+        *act("action_request_human"),
+        user("check_situation"), *act("utter_screening_consent"),
+        user("affirm"), *act("action_record_consent", FORM), ("loop", FORM), ask("q_under_18"),
+    ],
+    "services asked for during the questions: paused": [
+        *START_QUESTIONS,
+        user("find_services"), *act("action_pause_screening"), ("loop", None),
+        *act("action_find_services"), ("slot", "services_asking", "need"),
+    ],
     "emergency during the questions": [
         *START_QUESTIONS,
         user("emergency"), *act("action_emergency"), ("loop", None),
