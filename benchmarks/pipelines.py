@@ -96,6 +96,7 @@ def config_for(name: str) -> dict:
 def train(config: dict, data: Path, folder: Path) -> tuple[Path, float]:
     from rasa.model_training import train_nlu
 
+    folder.mkdir(parents=True, exist_ok=True)
     config_file = folder / "config.yml"
     config_file.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
     started = time.perf_counter()
