@@ -5,14 +5,16 @@ pseudonym, a text, a time finer than a month or a place finer than an admin-1 ar
 
 | source | one row per | dimensions (``--by``) | period (``--since/--until``) on |
 | --- | --- | --- | --- |
-| ``cases`` | a hand-off to a caseworker (kept until ``retention.closed_case_days`` after closing) | month, channel, language, level, need, area, status, outcome | when it was opened |
+| ``cases`` | a hand-off to a caseworker (kept until ``retention.closed_case_days`` after closing) | month, channel, language, level, need, area, status, outcome, replies | when it was opened |
 | ``subscribers`` | a person receiving campaigns now | month, channel, language, area | when they consented |
 | ``messages`` | a campaign message | month, campaign, channel, language, state | when the campaign was queued |
 
 ``month`` is the UTC month (YYYY-MM); ``area`` is the admin-1 area (its P-code) of the coarse
 place a person gave, a country code where the place has no admin-1, ``unknown`` where none was
-given; ``need`` counts a case under each of its needs (so a need's cells do not add up to the
-total, which counts cases), ``none`` for a case without one.
+given; ``replies`` is ``blocked`` for a case whose person's number refused the assistant's
+replies at least once (an SMS opt-out, Twilio error 21610: they can write START);
+``need`` counts a case under each of its needs (so a need's cells do not add up to the total,
+which counts cases), ``none`` for a case without one.
 
 A table has one or two dimensions, with totals. Suppression (``suppress``), for a threshold
 ``k`` (the deployment's ``figures.min_cell``, default 5; a command may raise it, never lower it):
@@ -96,6 +98,7 @@ SOURCES: dict[str, Source] = {
         _AREA,
         Dimension("status", "#status", "Status", STATUSES),
         Dimension("outcome", "#status+outcome", "Outcome", OUTCOMES + ("open",)),
+        Dimension("replies", "#status+replies", "Replies blocked", ("blocked", "not_blocked")),
     ), ("month",)),
     "subscribers": Source("subscribers", "Subscribers", _dims(
         _MONTH,
@@ -218,7 +221,8 @@ def _raw_groups(session: Session, source: Source, by: Sequence[str], since, unti
         when = Case.created_at
         columns = {"month": _month(when, dialect), "channel": Case.channel,
                    "language": Case.language, "level": Case.triage_level, "need": Case.needs,
-                   "area": Case.area, "status": Case.status, "outcome": Case.outcome}
+                   "area": Case.area, "status": Case.status, "outcome": Case.outcome,
+                   "replies": Case.replies_blocked}
         table = Case
     elif source.name == "subscribers":
         when = Subscriber.consented_at
@@ -262,6 +266,8 @@ def _values(name: str, raw, places: Mapping) -> list[str]:
         return [raw or "open"]
     if name == "month":
         return [raw or UNKNOWN]
+    if name == "replies":
+        return ["blocked" if raw else "not_blocked"]
     return [str(raw) if raw is not None else UNKNOWN]
 
 

@@ -230,7 +230,7 @@ def test_the_csv_file_name_says_what_and_when(cases):
 @pytest.mark.parametrize("query, message", [
     ("source=people", "Unknown figures 'people' (expected one of cases, subscribers, messages)."),
     ("by=weekday", "Count by: cases cannot be counted by weekday (by one or two of: month, "
-                   "channel, language, level, need, area, status, outcome)."),
+                   "channel, language, level, need, area, status, outcome, replies)."),
     ("source=subscribers&by=level", "Count by: subscribers cannot be counted by level"),
     ("source=messages&by=area", "Count by: messages cannot be counted by area"),
     ("by=month,level,channel", "Count by: at most 2 dimensions"),

@@ -217,6 +217,29 @@ def test_cases_by_month_area_need_and_period(database, places):
         assert_safe(table)
 
 
+def test_cases_whose_replies_were_blocked_are_counted(database, places):
+    """A reply refused because the number opted out (Twilio 21610) marks the open case
+    through the cases' own method; the figures count cases by it (issue 16 §1)."""
+    from cryptography.fernet import Fernet, MultiFernet
+
+    from bot.cases.queue import Cases
+
+    with session_factory(database).begin() as session:
+        add_cases(session, CASES)
+    cases = Cases(session_factory(database), MultiFernet([Fernet(Fernet.generate_key())]))
+    opened = [cases.open(f"c{i:031d}", "sms", "en", "medium") for i in range(7)]
+    for i, case in enumerate(opened[:6]):
+        assert cases.block_replies(f"c{i:031d}", "blocked") == case.id
+    assert cases.block_replies("c" + "9" * 31, "blocked") is None  # no open case: nothing
+    with session_factory(database)() as session:
+        table = count(session, SOURCES["cases"], ("replies", "channel"), places=places)
+    assert table.rows == ["blocked", "not_blocked"]
+    assert table.row_totals == {"blocked": 6, "not_blocked": 25}
+    assert table.cells[("blocked", "sms")] == 6
+    shown = figures(session_factory(database)(), "cases", "replies", min_cell=7, places=places)
+    assert shown.text(("cell", "blocked", TOTAL)) == "<7"
+
+
 def test_subscribers_and_campaign_messages(database, places):
     now = at("2026-11-02")
     with session_factory(database).begin() as session:

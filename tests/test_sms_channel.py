@@ -310,6 +310,14 @@ async def test_a_reply_to_a_number_that_opted_out_is_named_in_the_case(fake, ras
             await push.send_response(sender, message)  # a second refusal: one note only
         lines = [line.text for line in cases.transcript(case.id, amina)]
         assert lines[-1] == REPLIES_BLOCKED and lines.count(REPLIES_BLOCKED) == 1
+        # counted in the figures (issue 16 §1): the case is marked, nothing else about it
+        from bot.figures import SOURCES, count
+        from bot.storage import make_engine, session_factory
+        engine = make_engine(database)
+        with session_factory(engine)() as session:
+            table = count(session, SOURCES["cases"], ("replies",))
+        engine.dispose()
+        assert (table.row_totals.get("blocked"), table.total) == (1, 1)
         fake.unsubscribed.discard(NUMBER)  # START
         _, dispatcher = await asyncio.to_thread(
             run, ActionRelayToCaseworker(),

@@ -43,6 +43,10 @@ class Case(Base):
     created_at = sa.Column(sa.DateTime(timezone=True), nullable=False)
     claimed_at = sa.Column(sa.DateTime(timezone=True), nullable=True)
     closed_at = sa.Column(sa.DateTime(timezone=True), nullable=True)
+    # the provider refused a reply because the person's number opted out (Twilio 21610):
+    # a closed fact for the console and the figures, no time or text with it
+    replies_blocked = sa.Column(sa.Boolean, nullable=False, default=False,
+                                server_default=sa.false())
 
     __table_args__ = (
         sa.CheckConstraint(f"status IN {STATUSES}", name="status"),

@@ -262,6 +262,16 @@ class Cases:
                                         body=key.encrypt(note.encode("utf-8")), delivered=True))
             return row.id
 
+    def block_replies(self, conversation_id: str, note: str) -> Optional[int]:
+        """The provider refused a reply because the person's number opted out: the open case
+        is marked (counted in the figures) and ``note`` goes into its transcript; the case's
+        id, or None when there is no open case."""
+        case_id = self.note(conversation_id, note)
+        if case_id is not None:
+            with self._sessions.begin() as session:
+                session.get(Case, case_id).replies_blocked = True
+        return case_id
+
     def escalate(self, conversation_id: str, note: str) -> Optional[int]:
         """An emergency during a hand-off: the open case becomes the most urgent, with ``note``
         (the assistant's words, no content of the person's) in its transcript."""

@@ -101,7 +101,7 @@ async def replies_blocked(conversation_id: str, text: str) -> bool:
     cases = await asyncio.to_thread(cases_for, Settings.from_env().database_url)
     if cases is None:
         return False
-    if await asyncio.to_thread(cases.note, conversation_id, REPLIES_BLOCKED) is None:
+    if await asyncio.to_thread(cases.block_replies, conversation_id, REPLIES_BLOCKED) is None:
         return False
     await asyncio.to_thread(cases.undeliver, conversation_id, text)
     return True
