@@ -1,0 +1,52 @@
+"""What a person told us about their own situation, as the screening answers it implies.
+
+``disclosed(text)`` maps a message to ``{question: answer}`` with the closed values of
+``bot/triage.yml`` (``q_documents: "no"`` for "my boss keeps my passport"), from the patterns of
+``disclosures.yml`` in every language. A question ("can my boss keep my passport?") discloses
+nothing. The message itself is only read in memory; nothing here keeps it.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Dict
+
+from bot.keywords import load_patterns, match_patterns
+from bot.triage import QUESTIONS
+
+DISCLOSURES_FILE = Path(__file__).resolve().parent / "disclosures.yml"
+_DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
+# A message that asks rather than tells: a question mark, or a question's first words.
+_QUESTION_START = re.compile(
+    r"^\s*(¿|can|could|is|are|should|may|what|how|does|do|est ce|est-ce|peut|puis|"
+    r"ai-je|a-t-il|puede|pueden|debo|se puede|هل|ممكن|يجوز)\b", re.IGNORECASE)
+
+
+class DisclosuresError(ValueError):
+    """The patterns file is unreadable or names an unknown question or answer."""
+
+
+@lru_cache(maxsize=1)
+def _patterns(path: Path = DISCLOSURES_FILE) -> tuple:
+    patterns = load_patterns(path)
+    for _, label in patterns:
+        question, _, answer = label.partition("=")
+        if question not in QUESTIONS or answer not in ("yes", "no"):
+            raise DisclosuresError(f"{Path(path).name}: {label!r} is not <question>=yes|no "
+                                   f"for a question of bot/triage.yml")
+    return tuple(patterns)
+
+
+def is_question(text: str) -> bool:
+    return "?" in text or "؟" in text or bool(_QUESTION_START.match(text))
+
+
+def disclosed(text: str, path: Path = DISCLOSURES_FILE) -> Dict[str, str]:
+    """The screening answers ``text`` gives about the writer's own situation."""
+    text = (text or "").translate(_DIGITS)
+    if not text.strip() or is_question(text):
+        return {}
+    labels = match_patterns(text, list(_patterns(path)))
+    return dict(sorted(label.split("=", 1) for label in labels))

@@ -1,0 +1,142 @@
+"""A person who tells us about their situation is acknowledged before the questions are
+offered (issue 16 §5; GPC guide 004 line 1116: respect their decisions, tell them they need
+not decide now and can change their mind, ask permission before acting).
+
+The messages below were written for this test, in the ways the issue names ("they took my
+passport", "I am 15 and work for a man", "they lock the door at night"); questions and other
+people's situations must disclose nothing about the writer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+import pytest
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.disclosure import ActionAcknowledgeDisclosure
+from bot.catalog import load_catalog
+from bot.disclosures import DisclosuresError, _patterns, disclosed
+from tests.conftest import responses_sent
+
+DISCLOSURES = {
+    "en": [
+        ("they took my passport", {"q_documents": "no"}),
+        ("I am 15 and work for a man", {"q_under_18": "yes"}),
+        ("they lock the door at night", {"q_free_to_leave": "no"}),
+        ("madam said she will kill me if i run", {"q_threats": "yes"}),
+        ("i still owe the agent for the ticket", {"q_debt": "yes"}),
+        ("the job is not what they promised", {"q_work_as_promised": "no"}),
+        ("im 16, my boss has my id and won't let me go out",
+         {"q_under_18": "yes", "q_documents": "no", "q_free_to_leave": "no"}),
+    ],
+    "fr": [
+        ("ils ont pris mon passeport", {"q_documents": "no"}),
+        ("J'ai 15 ans et je travaille pour un homme", {"q_under_18": "yes"}),
+        ("ils ferment la porte à clé la nuit", {"q_free_to_leave": "no"}),
+        ("le patron me menace", {"q_threats": "yes"}),
+        ("je dois rembourser le voyage", {"q_debt": "yes"}),
+        ("ce n'est pas le travail qu'on m'avait promis", {"q_work_as_promised": "no"}),
+    ],
+    "es": [
+        ("me quitaron mi pasaporte", {"q_documents": "no"}),
+        ("tengo 15 años y trabajo para un hombre", {"q_under_18": "yes"}),
+        ("nos encierran con llave por la noche", {"q_free_to_leave": "no"}),
+        ("me amenazan con hacerle daño a mi familia", {"q_threats": "yes"}),
+        ("tengo que pagar la deuda del viaje", {"q_debt": "yes"}),
+        ("no es el trabajo que me prometieron", {"q_work_as_promised": "no"}),
+    ],
+    "ar": [
+        ("أخذوا جوازي", {"q_documents": "no"}),
+        ("عمري ١٥ وأشتغل عند رجل", {"q_under_18": "yes"}),
+        ("يقفلون علي الباب في الليل", {"q_free_to_leave": "no"}),
+        ("هددوني إذا تكلمت", {"q_threats": "yes"}),
+        ("أنا مديون للسمسار", {"q_debt": "yes"}),
+        ("الشغل غير اللي وعدوني فيه", {"q_work_as_promised": "no"}),
+        ("a5ado jawazi", {"q_documents": "no"}),
+    ],
+}
+
+NOTHING_DISCLOSED = [
+    "can my employer keep my passport?",          # a question about rights
+    "is it normal that they keep the passport",   # a question without its mark
+    "my sister's husband took her passport",      # someone else
+    "i am 5 minutes away from the office",        # a number that is not an age
+    "I am 25 and looking for work",               # an adult
+    "hello", "check my situation", "",
+    "est-ce que mon patron peut garder mon passeport ?",
+    "¿puede mi jefe quedarse con mi pasaporte?",
+    "هل يحق لصاحب العمل أخذ جوازي؟",
+    "J'ai 25 ans",
+]
+
+
+@pytest.mark.parametrize("language", DISCLOSURES)
+def test_disclosures_give_the_answers_they_imply(language):
+    for text, answers in DISCLOSURES[language]:
+        assert disclosed(text) == answers, text
+
+
+@pytest.mark.parametrize("text", NOTHING_DISCLOSED)
+def test_questions_and_other_peoples_situations_disclose_nothing(text):
+    assert disclosed(text) == {}
+
+
+def test_a_patterns_file_with_an_unknown_question_or_a_broken_pattern_is_refused(tmp_path):
+    bad = tmp_path / "bad.yml"
+    bad.write_text("patterns:\n  q_salary=maybe:\n    - paid\n", encoding="utf-8")
+    with pytest.raises(DisclosuresError, match="q_salary=maybe"):
+        _patterns(bad)
+    broken = tmp_path / "broken.yml"
+    broken.write_text("patterns:\n  q_debt=yes:\n    - '(unclosed'\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="unclosed"):
+        _patterns(broken)
+
+
+def run(text: str, language: str):
+    tracker = Tracker("c" + "3" * 31, {"language": language},
+                      {"intent": {"name": "check_situation"}, "text": text, "entities": []},
+                      [], False, None, {}, "action_listen")
+    dispatcher = CollectingDispatcher()
+    events = asyncio.run(ActionAcknowledgeDisclosure().run(dispatcher, tracker, {}))
+    return events, dispatcher
+
+
+@pytest.mark.parametrize("language", DISCLOSURES)
+def test_the_action_acknowledges_a_disclosure_and_keeps_nothing(language):
+    text, _ = DISCLOSURES[language][0]
+    events, dispatcher = run(text, language)
+    assert events == []  # no slot: the disclosure is heard, not stored
+    assert responses_sent(dispatcher) == ["utter_disclosure_ack"]
+    assert dispatcher.messages[0]["text"] == load_catalog().texts[language]["utter_disclosure_ack"]
+    events, dispatcher = run("can you check my situation", language)
+    assert (events, dispatcher.messages) == ([], [])
+
+
+def test_the_acknowledgement_gives_no_verdict_and_no_label():
+    """GPC 004 line 1116: do not assume, do not label; the person decides."""
+    forbidden = ("victim", "trafficked", "trafficking", "victime", "traite", "víctima", "trata",
+                 "ضحية", "الاتجار")
+    for language, texts in load_catalog().texts.items():
+        ack = texts["utter_disclosure_ack"].casefold()
+        assert not any(word in ack for word in forbidden), (language, ack)
+
+
+# Training examples of check_situation that disclose something, one per language: the
+# trained assistant reads them as check_situation (tests/test_example_memory.py).
+TOLD = {"en": "my boss keeps my passport", "fr": "mon patron garde mon passeport",
+        "ar": "مديري ماسك جوازي", "es": "mi jefe tiene mi pasaporte"}
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("language", TOLD)
+def test_with_the_trained_assistant_the_acknowledgement_comes_before_the_consent(
+        assistant, language):
+    sender = f"told-{language}-{uuid.uuid4().hex[:8]}"
+    assistant.say(sender, "/change_language" + json.dumps({"language": language}))
+    turn = assistant.say(sender, TOLD[language])
+    assert turn.responses == ["utter_disclosure_ack", "utter_screening_consent"]
+    turn = assistant.say(sender, "/check_situation")
+    assert turn.responses == ["utter_screening_consent"]  # asked, not told: no acknowledgement
