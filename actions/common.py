@@ -79,5 +79,7 @@ def last_bot_response(tracker: Tracker) -> Optional[str]:
 
 
 def clear_screening() -> List[EventType]:
-    """Forget every screening answer and the consent (nothing is kept after the triage)."""
-    return [SlotSet(q, None) for q in QUESTIONS] + [SlotSet("screening_consent", None)]
+    """Forget every screening answer, what was told before them and the consent (nothing
+    is kept after the triage)."""
+    return [SlotSet(q, None) for q in QUESTIONS] + [SlotSet("screening_consent", None),
+                                                     SlotSet("disclosed", None)]

@@ -3,7 +3,9 @@
 When the message that led to the screening offer discloses something (``bot.disclosures``:
 "they took my passport", "I am 15 and work for a man"), a short acknowledgement comes before
 the consent question: no verdict, no label, the decision left with the person (GPC guide,
-004 line 1116). The message is read in memory only; nothing is kept.
+004 line 1116). The message is read in memory only; what it implies is kept as the
+screening's own closed answers ("q_documents=no") and asked back for confirmation after the
+person agrees to the questions (``actions.screening``); a no to the questions clears it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Text
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType
+from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import language_of, say
@@ -25,6 +27,9 @@ class ActionAcknowledgeDisclosure(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[EventType]:
-        if disclosed((tracker.latest_message or {}).get("text") or ""):
-            say(dispatcher, "utter_disclosure_ack", language_of(tracker))
-        return []
+        answers = disclosed((tracker.latest_message or {}).get("text") or "")
+        if not answers:
+            return []
+        say(dispatcher, "utter_disclosure_ack", language_of(tracker))
+        # kept as closed labels only, to be confirmed after consent (a "no" clears them)
+        return [SlotSet("disclosed", [f"{q}={a}" for q, a in answers.items()])]

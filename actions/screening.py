@@ -24,6 +24,7 @@ from actions.common import (
     say,
     say_with_contacts,
 )
+from bot.disclosures import told
 from bot.triage import (QUESTIONS, UNKNOWN, TriageResult, load_rules, questions_to_ask,
                         triage)
 
@@ -69,7 +70,11 @@ class AskQuestion(Action, abc.ABC):
     ) -> List[EventType]:
         if not has_consent(tracker):
             return []  # never ask without consent, whatever predicted this
-        say(dispatcher, f"utter_ask_{self.question}", language_of(tracker))
+        if self.question in told(tracker.get_slot("disclosed")):
+            # already told us: asked back for confirmation, not asked again
+            say(dispatcher, f"utter_confirm_{self.question}", language_of(tracker))
+        else:
+            say(dispatcher, f"utter_ask_{self.question}", language_of(tracker))
         return []
 
 
@@ -106,6 +111,33 @@ class ValidateScreeningForm(FormValidationAction):
             return []
         answered = [q for q in load_rules().order if answers.get(q) is not None]
         return answered + remaining
+
+
+OTHER_ANSWER = {"yes": "no", "no": "yes"}
+
+
+def _confirmed(question: str):
+    """``validate_<question>``: after a confirmation question, yes keeps the answer the person
+    had told us and no gives the other one; skip stays skipped."""
+
+    async def validate(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                       domain: DomainDict) -> Dict[Text, Any]:
+        said = told(tracker.get_slot("disclosed")).get(question)
+        if said is None or last_bot_response(tracker) != f"utter_confirm_{question}":
+            return {question: value}
+        if value == "yes":
+            return {question: said}
+        if value == "no":
+            return {question: OTHER_ANSWER[said]}
+        return {question: value}
+
+    validate.__name__ = f"validate_{question}"
+    validate.__doc__ = f"Reads a yes or no to the confirmation of {question}."
+    return validate
+
+
+for _question in QUESTIONS:
+    setattr(ValidateScreeningForm, f"validate_{_question}", _confirmed(_question))
 
 
 def reply_to_result(

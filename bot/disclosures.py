@@ -17,6 +17,8 @@ from bot.keywords import load_patterns, match_patterns
 from bot.triage import QUESTIONS
 
 DISCLOSURES_FILE = Path(__file__).resolve().parent / "disclosures.yml"
+# Every value the ``disclosed`` slot may hold: "<question>=<answer>" (a closed set).
+LABELS = tuple(f"{q}={a}" for q in QUESTIONS for a in ("yes", "no"))
 _DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
 # A message that asks rather than tells: a question mark, or a question's first words.
 _QUESTION_START = re.compile(
@@ -50,3 +52,8 @@ def disclosed(text: str, path: Path = DISCLOSURES_FILE) -> Dict[str, str]:
         return {}
     labels = match_patterns(text, list(_patterns(path)))
     return dict(sorted(label.split("=", 1) for label in labels))
+
+
+def told(labels) -> Dict[str, str]:
+    """The ``disclosed`` slot's labels as {question: answer}; anything else is ignored."""
+    return dict(label.split("=", 1) for label in labels or () if label in LABELS)

@@ -44,6 +44,7 @@ from bot import rasa_speedups
 from bot.settings import Settings
 from bot.storage import private_sqlite_file
 from bot.triage import NEED_CATEGORIES
+from bot.disclosures import LABELS as DISCLOSURE_LABELS
 
 logger = logging.getLogger(__name__)
 ERASING_ACTIONS = frozenset({"action_quick_exit", "action_forget_me"})
@@ -82,7 +83,7 @@ def slot_rules(domain: Domain, deployment: Deployment,
                "org_name": [deployment.organisation_name],
                "service_need": [*load_categories(), ANY_NEED],
                "service_place": place_codes},
-        lists={"triage_needs": NEED_CATEGORIES},
+        lists={"triage_needs": NEED_CATEGORIES, "disclosed": DISCLOSURE_LABELS},
     )
 
 

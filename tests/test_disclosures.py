@@ -18,7 +18,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.disclosure import ActionAcknowledgeDisclosure
 from bot.catalog import load_catalog
-from bot.disclosures import DisclosuresError, _patterns, disclosed
+from bot.disclosures import LABELS, DisclosuresError, _patterns, disclosed
 from tests.conftest import responses_sent
 
 DISCLOSURES = {
@@ -105,14 +105,80 @@ def run(text: str, language: str):
 
 
 @pytest.mark.parametrize("language", DISCLOSURES)
-def test_the_action_acknowledges_a_disclosure_and_keeps_nothing(language):
-    text, _ = DISCLOSURES[language][0]
+def test_the_action_acknowledges_a_disclosure_and_keeps_only_closed_answers(language):
+    text, answers = DISCLOSURES[language][0]
     events, dispatcher = run(text, language)
-    assert events == []  # no slot: the disclosure is heard, not stored
+    # no text: only the screening's own closed answers, as labels of a closed list
+    assert events == [{"event": "slot", "timestamp": None, "name": "disclosed",
+                       "value": [f"{q}={a}" for q, a in answers.items()]}]
+    assert set(events[0]["value"]) <= set(LABELS)
     assert responses_sent(dispatcher) == ["utter_disclosure_ack"]
     assert dispatcher.messages[0]["text"] == load_catalog().texts[language]["utter_disclosure_ack"]
     events, dispatcher = run("can you check my situation", language)
     assert (events, dispatcher.messages) == ([], [])
+
+
+def test_the_tracker_store_keeps_the_labels_and_masks_anything_else():
+    from rasa.shared.core.domain import Domain
+
+    from bot.deployment import load_deployment
+    from bot.settings import PROJECT_ROOT
+    from bot.tracker_store import slot_rules
+
+    rules = slot_rules(Domain.load(str(PROJECT_ROOT / "bot" / "domain")),
+                       load_deployment(PROJECT_ROOT / "deploy" / "sample.yml"))
+    assert rules.value("disclosed", ["q_documents=no"]) == ["q_documents=no"]
+    assert rules.value("disclosed", ["my boss keeps my passport"]) != ["my boss keeps my passport"]
+
+
+def screening_tracker(slots: dict, intent: str, last_bot: str) -> Tracker:
+    events = [{"event": "bot", "metadata": {"utter_action": last_bot}},
+              {"event": "user", "text": "", "parse_data": {"intent": {"name": intent}}}]
+    return Tracker("c" + "4" * 31, {"language": "en", "screening_consent": True, **slots},
+                   {"intent": {"name": intent}, "text": "", "entities": []}, events, False,
+                   None, {"name": "screening_form"}, "action_listen")
+
+
+@pytest.mark.parametrize("language", DISCLOSURES)
+def test_after_consent_what_was_told_is_asked_back_not_asked_again(language):
+    from actions.screening import ASK_ACTIONS
+
+    slots = {"language": language, "disclosed": ["q_documents=no"]}
+    for question, expected in (("q_documents", "utter_confirm_q_documents"),
+                               ("q_threats", "utter_ask_q_threats")):
+        dispatcher = CollectingDispatcher()
+        asyncio.run(ASK_ACTIONS[question]().run(
+            dispatcher, screening_tracker(slots, "affirm", "utter_ask_q_safe_now"), {}))
+        assert responses_sent(dispatcher) == [expected]
+        assert dispatcher.messages[0]["text"] == load_catalog().texts[language][expected]
+
+
+@pytest.mark.parametrize("told, reply, answer", [
+    ("q_documents=no", "yes", "no"),     # "someone else keeps your documents" - "yes"
+    ("q_documents=no", "no", "yes"),     # ... - "no, that's wrong": they have them
+    ("q_under_18=yes", "yes", "yes"),
+    ("q_under_18=yes", "no", "no"),
+    ("q_debt=yes", "skipped", "skipped"),
+])
+def test_a_confirmation_gives_the_answer_it_confirms_or_the_other_one(told, reply, answer):
+    from actions.screening import ValidateScreeningForm
+
+    question = told.split("=")[0]
+    validate = getattr(ValidateScreeningForm(), f"validate_{question}")
+    tracker = screening_tracker({"disclosed": [told]}, "affirm", f"utter_confirm_{question}")
+    assert asyncio.run(validate(reply, CollectingDispatcher(), tracker, {})) == {question: answer}
+    # the question itself (not its confirmation) is read as it always was
+    tracker = screening_tracker({"disclosed": [told]}, "affirm", f"utter_ask_{question}")
+    assert asyncio.run(validate(reply, CollectingDispatcher(), tracker, {})) == {question: reply}
+
+
+def test_no_to_the_questions_forgets_what_was_told():
+    from actions.screening import ActionRecordConsent
+
+    tracker = screening_tracker({"disclosed": ["q_debt=yes"], "screening_consent": None}, "deny",
+                                "utter_screening_consent")
+    events = asyncio.run(ActionRecordConsent().run(CollectingDispatcher(), tracker, {}))
+    assert {"event": "slot", "timestamp": None, "name": "disclosed", "value": None} in events
 
 
 def test_the_acknowledgement_gives_no_verdict_and_no_label():
@@ -138,5 +204,16 @@ def test_with_the_trained_assistant_the_acknowledgement_comes_before_the_consent
     assistant.say(sender, "/change_language" + json.dumps({"language": language}))
     turn = assistant.say(sender, TOLD[language])
     assert turn.responses == ["utter_disclosure_ack", "utter_screening_consent"]
+    assert turn.slots["disclosed"] == ["q_documents=no"]
+    for text, expected in [("/affirm", ["utter_ask_q_safe_now"]),
+                           ("/affirm", ["utter_ask_q_under_18"]),
+                           ("/deny", ["utter_ask_q_free_to_leave"]),
+                           ("/affirm", ["utter_confirm_q_documents"]),  # told, so asked back
+                           ("/affirm", ["utter_ask_q_threats"])]:
+        turn = assistant.say(sender, text)
+        assert turn.responses == expected, (text, turn.responses)
+    assert turn.slots["q_documents"] == "no"  # confirmed: someone else keeps them
+    turn = assistant.say(sender, "/stop")
+    assert turn.slots["disclosed"] is None  # forgotten with the answers
     turn = assistant.say(sender, "/check_situation")
     assert turn.responses == ["utter_screening_consent"]  # asked, not told: no acknowledgement

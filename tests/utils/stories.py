@@ -106,7 +106,7 @@ FLOWS: dict[str, list[tuple]] = {
     ],
     "consent declined": [
         user("check_situation"), *act("action_acknowledge_disclosure", "utter_screening_consent"),
-        user("deny"), *act("utter_screening_declined"),
+        user("deny"), *act("action_record_consent", "utter_screening_declined"),
     ],
     "stop during the questions": [
         *START_QUESTIONS,
