@@ -1,4 +1,5 @@
-"""A person who tells us something about their situation is heard before anything is asked.
+"""Before the consent question: a person who told us something about their situation is heard
+first, then everyone is told what the questions are and what is kept (issue 16 §3, §5).
 
 When the message that led to the screening offer discloses something (``bot.disclosures``:
 "they took my passport", "I am 15 and work for a man"), a short acknowledgement comes before
@@ -16,20 +17,25 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import language_of, say
+from actions.common import deployment, language_of, say
 from bot.disclosures import disclosed
 
 
-class ActionAcknowledgeDisclosure(Action):
+class ActionExplainQuestions(Action):
     def name(self) -> Text:
-        return "action_acknowledge_disclosure"
+        return "action_explain_questions"
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[EventType]:
+        language = language_of(tracker)
         answers = disclosed((tracker.latest_message or {}).get("text") or "")
+        if answers:
+            say(dispatcher, "utter_disclosure_ack", language)
+        # what the consent covers: who asks, about what, what is kept and for how long
+        say(dispatcher, "utter_screening_about", language,
+            keep_hours=deployment().retention.conversation_idle_hours)
         if not answers:
             return []
-        say(dispatcher, "utter_disclosure_ack", language_of(tracker))
         # kept as closed labels only, to be confirmed after consent (a "no" clears them)
         return [SlotSet("disclosed", [f"{q}={a}" for q, a in answers.items()])]

@@ -42,7 +42,8 @@ def offer_hand_off(dispatcher: CollectingDispatcher, tracker: Tracker) -> List[E
     if hand_off() is None:
         say_with_contacts(dispatcher, tracker, "utter_handoff_unavailable", language)
         return [SlotSet("offer", None)]
-    say(dispatcher, "utter_handoff_consent", language)
+    say(dispatcher, "utter_handoff_consent", language,
+        keep_days=deployment().retention.closed_case_days)
     return [SlotSet("offer", "handoff")]
 
 

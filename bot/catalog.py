@@ -28,6 +28,8 @@ MAX_MESSAGE_CHARS = 320
 PLACEHOLDERS = {"org_name", "contacts",
                 # the subscription's consent and its renewal (actions/campaigns.py)
                 "per_week", "months",
+                # what is kept and how long (the screening's and the hand-off's consent)
+                "keep_hours", "keep_days",
                 # the services search (bot/services/reply.py)
                 "need", "place", "services", "service", "what", "where", "reach",
                 "hours", "km", "area", "phone",

@@ -55,9 +55,9 @@ def test_every_menu_branch_in_each_language(assistant, language):
         # 3 talk to a person
         ("/request_human", ["utter_handoff_unavailable"]),
         # 4 check my situation, declined then accepted
-        ("/check_situation", ["utter_screening_consent"]),
+        ("/check_situation", ["utter_screening_about", "utter_screening_consent"]),
         ("/deny", ["utter_screening_declined"]),
-        ("/check_situation", ["utter_screening_consent"]),
+        ("/check_situation", ["utter_screening_about", "utter_screening_consent"]),
         ("/affirm", ["utter_ask_q_safe_now"]),
         ("/affirm", ["utter_ask_q_under_18"]),
         ("/deny", ["utter_ask_q_free_to_leave"]),
@@ -87,7 +87,7 @@ def test_every_menu_branch_in_each_language(assistant, language):
 def test_emergency_interrupts_the_questions(assistant, language):
     conversation(assistant, language, [
         (choose(language), ["utter_language_set", "utter_menu"]),
-        ("/check_situation", ["utter_screening_consent"]),
+        ("/check_situation", ["utter_screening_about", "utter_screening_consent"]),
         ("/affirm", ["utter_ask_q_safe_now"]),
         ("/affirm", ["utter_ask_q_under_18"]),
         ("/emergency", ["utter_emergency_contacts", "utter_offer_human"]),
@@ -99,7 +99,7 @@ def test_emergency_interrupts_the_questions(assistant, language):
 def test_a_child_gets_child_protection_and_fewer_questions(assistant, language):
     conversation(assistant, language, [
         (choose(language), ["utter_language_set", "utter_menu"]),
-        ("/check_situation", ["utter_screening_consent"]),
+        ("/check_situation", ["utter_screening_about", "utter_screening_consent"]),
         ("/affirm", ["utter_ask_q_safe_now"]),
         ("/affirm", ["utter_ask_q_under_18"]),
         ("/affirm", ["utter_ask_q_free_to_leave"]),
@@ -113,7 +113,7 @@ def test_a_child_gets_child_protection_and_fewer_questions(assistant, language):
 def test_not_safe_now_gets_emergency_contacts_at_once(assistant, language):
     conversation(assistant, language, [
         (choose(language), ["utter_language_set", "utter_menu"]),
-        ("/check_situation", ["utter_screening_consent"]),
+        ("/check_situation", ["utter_screening_about", "utter_screening_consent"]),
         ("/affirm", ["utter_ask_q_safe_now"]),
         ("/deny", ["utter_emergency_contacts", "utter_offer_human"]),
     ])
@@ -121,7 +121,7 @@ def test_not_safe_now_gets_emergency_contacts_at_once(assistant, language):
 
 def test_stop_and_other_intents_inside_the_questions(assistant):
     conversation(assistant, "en", [
-        ("/check_situation", ["utter_screening_consent"]),
+        ("/check_situation", ["utter_screening_about", "utter_screening_consent"]),
         ("/affirm", ["utter_ask_q_safe_now"]),
         ("/ask_job_offer", ["utter_screening_reprompt", "utter_ask_q_safe_now"]),
         ("/affirm", ["utter_ask_q_under_18"]),
@@ -134,7 +134,7 @@ def test_unsubscribe_inside_the_questions_ends_them(assistant):
     # on SMS a lone STOP is the carrier's opt-out word and arrives as /unsubscribe
     conversation(assistant, "fr", [
         (choose("fr"), ["utter_language_set", "utter_menu"]),
-        ("/check_situation", ["utter_screening_consent"]),
+        ("/check_situation", ["utter_screening_about", "utter_screening_consent"]),
         ("/affirm", ["utter_ask_q_safe_now"]),
         ("/unsubscribe", ["utter_screening_stopped"]),
         ("/greet", ["utter_greet"]),  # START afterwards: a fresh start, no question re-asked

@@ -16,7 +16,7 @@ import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.disclosure import ActionAcknowledgeDisclosure
+from actions.disclosure import ActionExplainQuestions
 from bot.catalog import load_catalog
 from bot.disclosures import LABELS, DisclosuresError, _patterns, disclosed
 from tests.conftest import responses_sent
@@ -100,7 +100,7 @@ def run(text: str, language: str):
                       {"intent": {"name": "check_situation"}, "text": text, "entities": []},
                       [], False, None, {}, "action_listen")
     dispatcher = CollectingDispatcher()
-    events = asyncio.run(ActionAcknowledgeDisclosure().run(dispatcher, tracker, {}))
+    events = asyncio.run(ActionExplainQuestions().run(dispatcher, tracker, {}))
     return events, dispatcher
 
 
@@ -112,10 +112,10 @@ def test_the_action_acknowledges_a_disclosure_and_keeps_only_closed_answers(lang
     assert events == [{"event": "slot", "timestamp": None, "name": "disclosed",
                        "value": [f"{q}={a}" for q, a in answers.items()]}]
     assert set(events[0]["value"]) <= set(LABELS)
-    assert responses_sent(dispatcher) == ["utter_disclosure_ack"]
+    assert responses_sent(dispatcher) == ["utter_disclosure_ack", "utter_screening_about"]
     assert dispatcher.messages[0]["text"] == load_catalog().texts[language]["utter_disclosure_ack"]
     events, dispatcher = run("can you check my situation", language)
-    assert (events, dispatcher.messages) == ([], [])
+    assert events == [] and responses_sent(dispatcher) == ["utter_screening_about"]
 
 
 def test_the_tracker_store_keeps_the_labels_and_masks_anything_else():
@@ -203,7 +203,8 @@ def test_with_the_trained_assistant_the_acknowledgement_comes_before_the_consent
     sender = f"told-{language}-{uuid.uuid4().hex[:8]}"
     assistant.say(sender, "/change_language" + json.dumps({"language": language}))
     turn = assistant.say(sender, TOLD[language])
-    assert turn.responses == ["utter_disclosure_ack", "utter_screening_consent"]
+    assert turn.responses == ["utter_disclosure_ack", "utter_screening_about",
+                              "utter_screening_consent"]
     assert turn.slots["disclosed"] == ["q_documents=no"]
     for text, expected in [("/affirm", ["utter_ask_q_safe_now"]),
                            ("/affirm", ["utter_ask_q_under_18"]),
@@ -216,4 +217,4 @@ def test_with_the_trained_assistant_the_acknowledgement_comes_before_the_consent
     turn = assistant.say(sender, "/stop")
     assert turn.slots["disclosed"] is None  # forgotten with the answers
     turn = assistant.say(sender, "/check_situation")
-    assert turn.responses == ["utter_screening_consent"]  # asked, not told: no acknowledgement
+    assert turn.responses == ["utter_screening_about", "utter_screening_consent"]  # no ack

@@ -59,7 +59,9 @@ def test_a_conversation_over_rest_with_typed_numbers(rasa_url):
     assert texts(reply) == [CATALOG.texts["fr"]["utter_language_set"], CATALOG.render("utter_menu", "fr")["text"]]
 
     status, reply = post(rasa_url, {"sender": sender, "message": "4"})  # vérifier ma situation
-    assert texts(reply)[0].startswith(CATALOG.texts["fr"]["utter_screening_consent"].split("{")[0])
+    assert texts(reply)[0].startswith(CATALOG.texts["fr"]["utter_screening_about"].split("{")[0])
+    assert "24 h" in texts(reply)[0]  # the sample deployment's conversation_idle_hours
+    assert texts(reply)[-1].startswith(CATALOG.texts["fr"]["utter_screening_consent"].split("{")[0])
 
     status, reply = post(rasa_url, {"sender": sender, "message": "1"})  # oui
     assert texts(reply) == [CATALOG.texts["fr"]["utter_ask_q_safe_now"]]

@@ -97,12 +97,12 @@ def test_with_the_trained_assistant_a_person_or_services_pause_and_coming_back_r
     sender = f"pause-{language}-{uuid.uuid4().hex[:8]}"
     steps = [
         (choose(language), ["utter_language_set", "utter_menu"]),
-        ("/check_situation", ["utter_screening_consent"]),
+        ("/check_situation", ["utter_screening_about", "utter_screening_consent"]),
         ("/affirm", ["utter_ask_q_safe_now"]),
         ("/affirm", ["utter_ask_q_under_18"]),
         # no caseworker database here: the honest "not available" comes after the pause
         ("/request_human", ["utter_screening_paused", "utter_handoff_unavailable"]),
-        ("/check_situation", ["utter_screening_consent"]),
+        ("/check_situation", ["utter_screening_about", "utter_screening_consent"]),
         ("/affirm", ["utter_ask_q_under_18"]),  # the answer given before is not asked again
         ("/find_services", ["utter_screening_paused", "utter_services_unavailable"]),
     ]

@@ -151,7 +151,7 @@ def test_more_walks_the_pages_then_says_there_are_no_more(helpline):
 
 def test_triage_results_offer_the_search_with_the_need_filled_in(helpline):
     chat = Chat(helpline)
-    chat.expect("/check_situation", ["utter_screening_consent"])
+    chat.expect("/check_situation", ["utter_screening_about", "utter_screening_consent"])
     chat.say("/affirm")
     chat.say("/affirm")  # safe now
     turn = chat.say("/affirm")  # under 18

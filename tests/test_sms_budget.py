@@ -29,7 +29,7 @@ def filled(name: str, language: str) -> str:
         "service": "Sample Women's Safe House (fictional)", "what": "safe shelter, medical care",
         "where": "3.4 km, Maiduguri", "reach": "Call +999 234 100", "hours": "Open now",
         "phone": "+999 234 100", "when": "Mon 08:00", "per_week": "7",
-        "months": "24 months",
+        "months": "24 months", "keep_hours": "168", "keep_days": "365",
     }
     line = CATALOG.texts[language]["utter_services_line"].format_map(values)
     values["services"] = "\n".join([line] * 3)

@@ -39,7 +39,7 @@ def ask(question: Optional[str]) -> tuple:
 
 
 START_QUESTIONS = [
-    user("check_situation"), *act("action_acknowledge_disclosure", "utter_screening_consent"),
+    user("check_situation"), *act("action_explain_questions", "utter_screening_consent"),
     user("affirm"), *act("action_record_consent", FORM), ("loop", FORM), ask("q_safe_now"),
 ]
 
@@ -105,7 +105,7 @@ FLOWS: dict[str, list[tuple]] = {
         user("affirm"), *act("action_answer_offer"),
     ],
     "consent declined": [
-        user("check_situation"), *act("action_acknowledge_disclosure", "utter_screening_consent"),
+        user("check_situation"), *act("action_explain_questions", "utter_screening_consent"),
         user("deny"), *act("action_record_consent", "utter_screening_declined"),
     ],
     "stop during the questions": [
@@ -124,7 +124,7 @@ FLOWS: dict[str, list[tuple]] = {
         *answer("affirm", "q_safe_now", "yes", "q_under_18"),
         user("request_human"), *act("action_pause_screening"), ("loop", None),
         *act("action_request_human"),
-        user("check_situation"), *act("action_acknowledge_disclosure", "utter_screening_consent"),
+        user("check_situation"), *act("action_explain_questions", "utter_screening_consent"),
         user("affirm"), *act("action_record_consent", FORM), ("loop", FORM), ask("q_under_18"),
     ],
     "services asked for during the questions: paused": [
