@@ -19,8 +19,9 @@ ANSWERS = ("yes", "no", "skipped")
 # The screening questions (slot names), in the order they are asked. triage.yml must use the
 # same names and order; the domain's form lists them too (a test checks all three).
 QUESTIONS = (
-    "q_safe_now", "q_under_18", "q_free_to_leave", "q_documents", "q_threats",
-    "q_work_as_promised", "q_debt",
+    "q_safe_now", "q_under_18", "q_child_school", "q_child_parents", "q_child_travel",
+    "q_child_money", "q_free_to_leave", "q_documents", "q_threats", "q_work_as_promised",
+    "q_debt",
 )
 NEED_CATEGORIES = (
     "shelter", "medical", "mental_health", "legal_aid", "documentation", "child_protection",
@@ -48,6 +49,7 @@ class TriageRules:
     thresholds: Mapping[str, int]
     questions: Mapping[str, Mapping[str, AnswerRule]]
     adult_only: frozenset[str]
+    child_only: frozenset[str]
     order: tuple[str, ...]
     stop_after: Mapping[str, str]
     level_needs: Mapping[str, tuple[str, ...]]
@@ -85,6 +87,7 @@ def parse_rules(data: Any) -> TriageRules:
             thresholds=dict(data["thresholds"]),
             questions=questions,
             adult_only=frozenset(data.get("adult_only", ())),
+            child_only=frozenset(data.get("child_only", ())),
             order=tuple(data["order"]),
             stop_after=dict(data.get("stop_after", {})),
             level_needs={k: tuple(v) for k, v in data.get("level_needs", {}).items()},
@@ -108,7 +111,9 @@ def parse_rules(data: Any) -> TriageRules:
             for need in rule.needs:
                 if need not in NEED_CATEGORIES:
                     problems.append(f"{q}.{answer}.needs: unknown category {need}")
-    for q in rules.adult_only | set(rules.stop_after):
+    if rules.adult_only & rules.child_only:
+        problems.append("a question cannot be both adult_only and child_only")
+    for q in rules.adult_only | rules.child_only | set(rules.stop_after):
         if q not in questions:
             problems.append(f"unknown question {q}")
     for level, needs in rules.level_needs.items():
@@ -128,13 +133,14 @@ def load_rules(path: Path = RULES_FILE) -> TriageRules:
 def questions_to_ask(answers: Mapping[str, Optional[str]], rules: TriageRules) -> list[str]:
     """The questions still to ask, in order, given the answers so far.
 
-    A child (``q_under_18`` = yes) is not asked the adult-only questions; an answer named in
-    ``stop_after`` (not safe right now) ends the questions.
+    A child (``q_under_18`` = yes) is asked the child-only questions instead of the adult-only
+    ones; anyone else, never the child-only ones. An answer named in ``stop_after`` (not safe
+    right now) ends the questions.
     """
     for question, answer in rules.stop_after.items():
         if answers.get(question) == answer:
             return []
-    skip = rules.adult_only if answers.get("q_under_18") == "yes" else frozenset()
+    skip = rules.adult_only if answers.get("q_under_18") == "yes" else rules.child_only
     return [q for q in rules.order if q not in skip and answers.get(q) is None]
 
 
@@ -167,8 +173,8 @@ def triage(answers: Mapping[str, Optional[str]], rules: Optional[TriageRules] = 
         answer = answers.get(question)
         if answer is None:
             continue
-        if under_18 and question in rules.adult_only:
-            continue  # never asked of a child; ignore a stray answer
+        if question in (rules.adult_only if under_18 else rules.child_only):
+            continue  # never asked of this person; ignore a stray answer
         if answer != "skipped":
             answered += 1
         rule = rules.questions[question].get(answer)

@@ -100,16 +100,19 @@ SCREENING_NOT_NAMED = {
     "requested_slot": "which question is being asked",
 }
 TOPICS = {
-    "en": ("work", "documents", "moving freely", "threats", "debts", "age"),
-    "fr": ("travail", "papiers", "liberté de partir", "menaces", "dettes", "âge"),
-    "ar": ("عملك", "وثائقك", "حرية المغادرة", "التهديدات", "الديون", "العمر"),
-    "es": ("trabajo", "documentos", "libertad para irse", "amenazas", "deudas", "edad"),
+    "en": ("work", "documents", "moving freely", "threats", "debts", "age", "school", "family"),
+    "fr": ("travail", "papiers", "liberté de partir", "menaces", "dettes", "âge", "école",
+           "famille"),
+    "ar": ("عملك", "وثائقك", "حرية المغادرة", "التهديدات", "الديون", "العمر", "المدرسة",
+           "العائلة"),
+    "es": ("trabajo", "documentos", "libertad para irse", "amenazas", "deudas", "edad",
+           "escuela", "familia"),
 }
 PROMISES = {  # automated, skip any, no changes nothing, how to erase (a forget-me phrase)
     "en": ("automated", "skip any", "saying no changes nothing", "forget me"),
     "fr": ("automatique", "passez", "dire non ne change rien", "oublie moi"),
     "ar": ("آلي", "تخطي أي سؤال", "الرفض لا يغيّر شيئًا", "انسوني"),
-    "es": ("automático", "saltar cualquiera", "decir que no no cambia", "olvidame"),
+    "es": ("automático", "salte cualquiera", "decir que no no cambia", "olvidame"),
 }
 NOT_ANONYMOUS = ("anonymous", "anonyme", "anónim", "مجهول", "لا يكشف هويتك")
 

@@ -96,16 +96,29 @@ def test_emergency_interrupts_the_questions(assistant, language):
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
-def test_a_child_gets_child_protection_and_fewer_questions(assistant, language):
-    conversation(assistant, language, [
+def test_a_child_gets_the_child_questions_and_child_protection(assistant, language):
+    """Not "can you leave your workplace" or "do you keep your ID" (a child's "no" is normal):
+    the guide's child indicators (bot/triage.yml), and child protection whatever the answers."""
+    start = [
         (choose(language), ["utter_language_set", "utter_menu"]),
         ("/check_situation", ["utter_screening_about", "utter_screening_consent"]),
         ("/affirm", ["utter_ask_q_safe_now"]),
         ("/affirm", ["utter_ask_q_under_18"]),
-        ("/affirm", ["utter_ask_q_free_to_leave"]),
-        ("/affirm", ["utter_ask_q_documents"]),
-        ("/affirm", ["utter_ask_q_threats"]),
+        ("/affirm", ["utter_ask_q_child_school"]),
+    ]
+    conversation(assistant, language, start + [
+        ("/deny", ["utter_ask_q_child_parents"]),
+        ("/affirm", ["utter_ask_q_child_travel"]),
+        ("/deny", ["utter_ask_q_child_money"]),
+        ("/deny", ["utter_ask_q_threats"]),
         ("/deny", ["utter_triage_child", "utter_triage_medium"]),
+    ])
+    conversation(assistant, language, start + [
+        ("/affirm", ["utter_ask_q_child_parents"]),  # works instead of school: one is enough
+        ("/skip", ["utter_ask_q_child_travel"]),
+        ("/skip", ["utter_ask_q_child_money"]),
+        ("/skip", ["utter_ask_q_threats"]),
+        ("/skip", ["utter_triage_child", "utter_triage_high"]),
     ])
 
 

@@ -80,15 +80,28 @@ def test_several_signs_add_up_to_high():
 SINGLE = {("q_safe_now", "no"): "emergency", ("q_threats", "yes"): "high",
           ("q_free_to_leave", "no"): "medium", ("q_documents", "no"): "medium",
           ("q_work_as_promised", "no"): "medium", ("q_debt", "yes"): "medium",
-          ("q_under_18", "yes"): "medium"}
+          ("q_under_18", "yes"): "medium",
+          # the child indicators (GPC 004 lines 918, 920, 923, 930; one is enough: line 932)
+          ("q_child_school", "yes"): "high", ("q_child_parents", "no"): "high",
+          ("q_child_travel", "yes"): "high", ("q_child_money", "yes"): "high"}
 ORDER = ("unknown", "low", "medium", "high", "emergency")
 
 
 def _every_combination():
+    """Every combination of the answers a person can be asked: an adult's (q_under_18 not yes:
+    the child questions never asked) and a child's (the adult-only questions never asked);
+    3 x 4^6 adult and 4^6 child combinations (4^7 in all) instead of 4^11."""
     import itertools
 
-    for values in itertools.product((None, "yes", "no", "skipped"), repeat=len(QUESTIONS)):
-        yield dict(zip(QUESTIONS, values))
+    rules = load_rules()
+    adult = [q for q in QUESTIONS if q not in rules.child_only]
+    for values in itertools.product((None, "yes", "no", "skipped"), repeat=len(adult)):
+        combination = dict(zip(adult, values))
+        if combination["q_under_18"] != "yes":
+            yield combination
+    child = [q for q in QUESTIONS if q not in rules.adult_only and q != "q_under_18"]
+    for values in itertools.product((None, "yes", "no", "skipped"), repeat=len(child)):
+        yield {"q_under_18": "yes", **dict(zip(child, values))}
 
 
 def test_over_every_combination_the_level_is_never_below_its_strongest_single_indicator():
@@ -97,18 +110,23 @@ def test_over_every_combination_the_level_is_never_below_its_strongest_single_in
         result = triage(combination)
         child = combination["q_under_18"] == "yes"
         required = [level for (question, answer), level in SINGLE.items()
-                    if combination[question] == answer
-                    # a stray adult-only answer of a child is ignored (never asked)
-                    and not (child and question in load_rules().adult_only)]
+                    if combination.get(question) == answer]
         floor = max((ORDER.index(level) for level in required), default=0)
         assert ORDER.index(result.level) >= floor, (combination, result.level)
         if required:
             assert result.level != UNKNOWN and "anti_trafficking" in result.needs or child or (
                 result.level == "emergency"), combination
+        if child:  # a child always gets child protection, and a level that offers a person
+            assert "child_protection" in result.needs and ORDER.index(result.level) >= 2
         plain = [a for a in combination.values() if a in ("yes", "no")]
         assert (result.level == UNKNOWN) == (not plain), combination
         checked += 1
-    assert checked == 4 ** len(QUESTIONS)
+    assert checked == 3 * 4 ** 6 + 4 ** 6
+
+
+def test_a_childs_stray_adult_answers_and_an_adults_stray_child_answers_are_ignored():
+    assert triage(answers(q_under_18="yes", q_free_to_leave="no", q_documents="no")).score == 0
+    assert triage(answers(q_under_18="no", q_child_school="yes")).level == "low"
 
 
 @pytest.mark.parametrize("question, answer", [("q_work_as_promised", "no"), ("q_debt", "yes"),
@@ -168,13 +186,22 @@ def test_bad_answers_are_refused(bad, message):
 
 def test_question_order_for_an_adult():
     rules = load_rules()
-    assert questions_to_ask({}, rules) == list(QUESTIONS)
+    assert questions_to_ask({}, rules) == [q for q in QUESTIONS if q not in rules.child_only]
     assert questions_to_ask({"q_safe_now": "yes"}, rules)[0] == "q_under_18"
 
 
-def test_a_child_is_not_asked_about_work_terms_or_debts():
+def test_a_child_gets_the_child_questions_instead_of_the_adult_ones():
+    """Not the questions whose "no" is normal for a child (free to leave a workplace, own ID
+    documents) nor those on work terms and debts; the guide's child indicators instead."""
     remaining = questions_to_ask({"q_safe_now": "yes", "q_under_18": "yes"}, load_rules())
-    assert remaining == ["q_free_to_leave", "q_documents", "q_threats"]
+    assert remaining == ["q_child_school", "q_child_parents", "q_child_travel", "q_child_money",
+                         "q_threats"]
+
+
+def test_an_adult_never_gets_the_child_questions():
+    remaining = questions_to_ask({"q_safe_now": "yes", "q_under_18": "no"}, load_rules())
+    assert not [q for q in remaining if q.startswith("q_child_")]
+    assert remaining[0] == "q_free_to_leave"
 
 
 def test_not_safe_now_ends_the_questions():

@@ -104,6 +104,16 @@ FLOWS: dict[str, list[tuple]] = {
         *answer("affirm", "q_debt", "yes", None),
         user("affirm"), *act("action_answer_offer"),
     ],
+    "a child's questions": [
+        *START_QUESTIONS,
+        *answer("affirm", "q_safe_now", "yes", "q_under_18"),
+        *answer("affirm", "q_under_18", "yes", "q_child_school"),
+        *answer("deny", "q_child_school", "no", "q_child_parents"),
+        *answer("affirm", "q_child_parents", "yes", "q_child_travel"),
+        *answer("deny", "q_child_travel", "no", "q_child_money"),
+        *answer("deny", "q_child_money", "no", "q_threats"),
+        *answer("deny", "q_threats", "no", None),
+    ],
     "consent declined": [
         user("check_situation"), *act("action_explain_questions", "utter_screening_consent"),
         user("deny"), *act("action_record_consent", "utter_screening_declined"),
