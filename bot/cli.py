@@ -33,6 +33,11 @@ Usage:
                               a disabled user may sign in again (a lock-out ends too)
     helpline users password NAME [--password-stdin]
                               set a new password; the lock-out and the user's sessions end
+    helpline messages sheet [--out DIR]
+                              every message in every language side by side (HTML and CSV),
+                              with where it is shown, its buttons and its SMS segments
+    helpline messages check FILE.csv
+                              check an edited sheet (keys, placeholders, length, SMS words)
     helpline console [--insecure-cookies]
                               serve the caseworker console on HELPLINE_BIND:HELPLINE_CONSOLE_PORT
 """
@@ -610,6 +615,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     from bot.nlu_report import add_parser as add_nlu_parser
 
     add_nlu_parser(commands)  # helpline nlu report
+    from bot.messages_sheet import add_parser as add_messages_parser
+
+    add_messages_parser(commands)  # helpline messages sheet|check
     args = parser.parse_args(argv)
 
     try:
@@ -692,6 +700,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         from bot.nlu_report import nlu_command
 
         return nlu_command(settings, args)
+    if args.command == "messages":
+        from bot.messages_sheet import messages_command
+
+        return messages_command(settings, args)
     return 2
 
 
