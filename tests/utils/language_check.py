@@ -8,7 +8,7 @@ from functools import lru_cache
 from bot.catalog import CHANNEL_WORDS, load_catalog
 
 # Placeholders whose value may be anything in the sent text.
-_OPEN = ("org_name", "contacts", *CHANNEL_WORDS)
+_OPEN = ("org_name", "contacts", "keep_hours", "keep_days", *CHANNEL_WORDS)
 
 
 @lru_cache(maxsize=1)
