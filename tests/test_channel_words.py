@@ -186,3 +186,15 @@ def test_erased_says_our_copy_and_how_to_clear_the_phone_on_each_channel(languag
     assert "SMS" in shown["sms"] and "Telegram" in shown["telegram"] or language == "ar"
     if language == "ar":
         assert "تيليغرام" in shown["telegram"]
+
+
+def test_no_canned_reply_invites_a_provider_opt_out_word():
+    """A caseworker's canned reply goes to the person's channel, SMS included: "you can stop
+    at any time" invites a reply STOP, which opts the number out of every later message
+    (Twilio's Advanced Opt-Out docs)."""
+    from console.canned import load_canned
+
+    for reply in load_canned():
+        for language, text in reply.texts.items():
+            found = _words(text) & (TWILIO_OPT_OUT | OTHER_PROVIDERS_OPT_OUT)
+            assert not found, (reply.key, language, found)
