@@ -25,24 +25,19 @@ from __future__ import annotations
 import json
 import logging
 import time
-import uuid
 
 import pytest
-from cryptography.fernet import Fernet, MultiFernet
-from sanic import Sanic
+from cryptography.fernet import Fernet
 
 from bot.catalog import load_catalog
-from bot.privacy import erasure, logs
-from bot.privacy.keys import Secrets
-from bot.privacy.routes import MemoryRouteCache, Route
-from channels.gateway import Gateway
-from channels.telegram import KEPT_MESSAGES, TelegramInput
+from bot.privacy import erasure
+from bot.privacy.routes import Route
+from channels.telegram import KEPT_MESSAGES
 from channels.telegram_api import (
     DELETE_MARGIN_SECONDS, DELETE_WINDOW_SECONDS, MAX_DELETE_IDS, SendError, TelegramConfig,
     TelegramSender, deletable,
 )
-from tests.test_telegram_channel import SECRET, Served, sanic_touchup, update
-from tests.utils.assistant import free_port
+from tests.test_telegram_channel import SECRET, Served, serving, update
 from tests.utils.fake_telegram import FakeTelegram
 
 CATALOG = load_catalog()
@@ -106,29 +101,9 @@ def fake(clock):
 
 @pytest.fixture
 async def served(fake, clock):
-    key = Fernet.generate_key().decode()
-    routes = MemoryRouteCache(MultiFernet([Fernet(key)]), idle_seconds=72 * HOUR)
-    gateway = Gateway("telegram", Secrets(b"e" * 32, (key,)), routes)
-    config = TelegramConfig(fake.token, SECRET, api_url=fake.api_url, timeout_seconds=0.5)
-    sender = TelegramSender(config, base_delay=0.01, max_delay=0.05, max_retry_after=0.1)
-    channel = TelegramInput(sender, gateway, clock=clock)
-    rasa = ErasingRasa()
-    app = Sanic(f"telegram_erasure_{uuid.uuid4().hex[:8]}")
-    app.blueprint(channel.blueprint(rasa), url_prefix="/webhooks/telegram")
-    port = free_port()
-    server = await app.create_server(host="127.0.0.1", port=port, return_asyncio_server=True,
-                                     access_log=False)
-    with sanic_touchup():
-        await server.startup()
-        await server.after_start()
-        served = Served(channel, rasa, fake, f"http://127.0.0.1:{port}/webhooks/telegram/webhook")
-        served.key = key
+    async with serving(fake, ErasingRasa(), idle_seconds=72 * HOUR, clock=clock) as served:
         yield served
-        await server.before_stop()
-        await server.close()
-    assert channel._eraser not in erasure.registered()  # unregistered when the server stops
-    routes.close()
-    logs.forget_sensitive()
+    assert served.channel._eraser not in erasure.registered()  # gone when the server stopped
 
 
 async def say(served: Served, text: str = None, **extra) -> int:
