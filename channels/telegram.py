@@ -36,7 +36,20 @@ retries 429, 5xx and timeouts; a blocked bot stops the turn's sending).
 
 Privacy: the chat id goes only to ``Gateway.admit`` (pseudonymous conversation id, encrypted
 reply route); Rasa gets no metadata (no names, no usernames); logs carry neither chat ids,
-names nor texts.
+names, texts nor message ids.
+
+Removing the chat from the phone: the reply route also keeps the ids and send times of the
+chat's messages of the last 48 hours, the person's (text, command, location, media) and the
+bot's (``KEPT_MESSAGES`` at most). When a quick exit or "forget me" erases the conversation
+(``bot.privacy.erasure``, called by the tracker store while Rasa handles the message), the
+channel's eraser, registered to run before the route is forgotten, takes those ids and
+deletes them from the chat with ``deleteMessages`` (Telegram lets a bot delete both sides of
+a private chat, for 48 hours), after any reply of an earlier turn still being sent and before
+the turn's own reply. That reply stays: the neutral "Ok." of a quick exit (a bot chat left
+empty would show the bot's description instead) or the confirmation of "forget me", which
+says that older messages are the person's to delete (the ``clear_phone`` channel word). A
+refused or failed deletion is logged with counts only and changes nothing else: the
+conversation is erased all the same.
 """
 
 from __future__ import annotations
@@ -46,6 +59,7 @@ import hashlib
 import hmac
 import logging
 import re
+import time
 from dataclasses import dataclass, replace
 from typing import Any, Awaitable, Callable, Dict, Optional, Sequence, Text
 
@@ -58,6 +72,7 @@ from telegram import Message, Update
 from bot.campaigns.service import UNSUBSCRIBE, ends_subscription
 from bot.catalog import load_catalog
 from bot.deployment import cached_deployment
+from bot.privacy import erasure
 from bot.privacy.logs import remember_sensitive
 from bot.privacy.routes import Route
 from bot.services.reply import location_payload
@@ -65,7 +80,8 @@ from bot.settings import Settings
 from channels.gateway import Admitted, Gateway
 from channels.menus import TurnCollector, payloads_of
 from channels.telegram_api import (
-    SendError, TelegramConfig, TelegramSender, fits_callback, keyboard,
+    DELETE_WINDOW_SECONDS, SendError, TelegramConfig, TelegramSender, deletable, fits_callback,
+    keyboard,
 )
 
 logger = logging.getLogger(__name__)
@@ -78,6 +94,7 @@ MEDIA = ("sticker", "photo", "voice", "video", "video_note", "document", "audio"
 _COMMAND = re.compile(r"/([A-Za-z0-9_]{1,64})(?:@([A-Za-z0-9_]{1,64}))?(?:\s|$)")
 _INDEXED = re.compile(r"#(\d{1,3}):([0-9a-f]{8})")
 STOP_WAIT_SECONDS = 10.0
+KEPT_MESSAGES = 500  # message ids a route keeps (the most recent): five deleteMessages calls
 
 
 class RequestError(ValueError):
@@ -94,6 +111,7 @@ class Incoming:
     callback_id: Optional[str] = None
     names: tuple[str, ...] = ()  # the sender's names: never logged, never given to Rasa
     typed: str = ""  # what the person wrote, for the log scrubber's memory
+    message: Optional[tuple[int, int]] = None  # the person's message: (id, send time)
 
 
 def command_payload(text: str) -> Optional[str]:
@@ -165,19 +183,21 @@ def read_update(body: Any, bot: Any) -> Optional[Incoming]:
         return None
     names = _names(message.from_user)
     edited = update.message is None
+    sent = (message.message_id, int(message.date.timestamp()))  # an edit keeps id and date
     if message.text:
         payload = command_payload(message.text)
-        if payload is not None:
-            return Incoming(message.chat.id, "command", payload, names=names, typed=message.text)
-        return Incoming(message.chat.id, "text", message.text, names=names, typed=message.text)
+        kind = "text" if payload is None else "command"
+        return Incoming(message.chat.id, kind, message.text if payload is None else payload,
+                        names=names, typed=message.text, message=sent)
     if message.location is not None:
         if edited:  # a live location moving: not a new message
             return None
         location = message.location
         return Incoming(message.chat.id, "location",
-                        location_payload(location.latitude, location.longitude), names=names)
+                        location_payload(location.latitude, location.longitude), names=names,
+                        message=sent)
     if not edited and _is_media(message):
-        return Incoming(message.chat.id, "media", names=names)
+        return Incoming(message.chat.id, "media", names=names, message=sent)
     return None
 
 
@@ -208,18 +228,25 @@ class TelegramInput(InputChannel):
         channel.gateway.open()  # an unsafe or broken secrets file stops the server at start
         return channel
 
-    def __init__(self, sender: TelegramSender, gateway: Optional[Gateway] = None) -> None:
+    def __init__(self, sender: TelegramSender, gateway: Optional[Gateway] = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.sender = sender
         self.gateway = gateway or Gateway(self.name())
         self._secret = sender.config.secret_token.encode("utf-8")
         self._tasks: set[asyncio.Task] = set()
         self._last: dict[str, asyncio.Task] = {}  # conversation id -> its latest sending task
         self._default_language: Optional[str] = None
+        self._clock = clock
+        # conversation id -> ids to delete from its chat, between its erasure and the deletion
+        self._erasing: dict[str, list[tuple[int, int]]] = {}
+        self._eraser = f"telegram chat messages ({id(self)})"
 
     # -- the webhook ------------------------------------------------------------------------
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         hook = Blueprint("helpline_telegram_webhook", __name__)
+        # before the reply routes are forgotten; only at the person's request, not for idleness
+        erasure.register(self._eraser, self.clear_chat, on_expiry=False, first=True)
 
         @hook.listener("after_server_start")
         async def connect(*_: Any) -> None:
@@ -228,6 +255,7 @@ class TelegramInput(InputChannel):
         @hook.listener("before_server_stop")
         async def close(*_: Any) -> None:
             await self.drain(STOP_WAIT_SECONDS)
+            erasure.unregister(self._eraser)
             await self.sender.close()
 
         @hook.route("/", methods=["GET"])
@@ -265,7 +293,7 @@ class TelegramInput(InputChannel):
         if incoming.kind == "ignored":
             return response.json({"status": "ignored"})
         if incoming.kind == "media":
-            await self._media_reply(incoming.chat_id)
+            await self._media_reply(incoming)
             return response.json({"status": "ok"})
         await self._turn(incoming, on_new_message)
         return response.json({"status": "ok"})
@@ -273,6 +301,8 @@ class TelegramInput(InputChannel):
     async def _turn(self, incoming: Incoming,
                     on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> None:
         admitted = await self.gateway.admit(str(incoming.chat_id), incoming.text)
+        if incoming.message is not None:
+            await self.note_messages(admitted.conversation_id, [incoming.message])
         if incoming.kind == "callback":
             admitted = replace(admitted, text=pressed_payload(incoming.text, admitted.route.menu))
         elif incoming.kind == "text" and await ends_subscription(admitted.conversation_id,
@@ -288,11 +318,14 @@ class TelegramInput(InputChannel):
         await self.gateway.remember_turn(admitted, collector.messages)
         self.schedule(admitted.conversation_id, incoming.chat_id, collector.messages)
 
-    async def _media_reply(self, chat_id: int) -> None:
-        conversation_id = self.gateway.conversation_id(str(chat_id))
-        route = await self.gateway.reply_route(conversation_id)
-        text = self.channel_text("media_unsupported", route.language if route else "")
-        self.schedule(conversation_id, chat_id, [{"text": text, "buttons": []}])
+    async def _media_reply(self, incoming: Incoming) -> None:
+        """No Rasa turn; the photo (or sticker...) is kept in the route's message ids all the
+        same, so that a quick exit removes it too."""
+        admitted = await self.gateway.admit(str(incoming.chat_id), "")
+        if incoming.message is not None:
+            await self.note_messages(admitted.conversation_id, [incoming.message])
+        text = self.channel_text("media_unsupported", admitted.route.language)
+        self.schedule(admitted.conversation_id, incoming.chat_id, [{"text": text, "buttons": []}])
 
     def default_language(self) -> str:
         if self._default_language is None:
@@ -317,12 +350,18 @@ class TelegramInput(InputChannel):
     def schedule(self, conversation_id: str, chat_id: int | str,
                  messages: Sequence[dict]) -> asyncio.Task:
         """Sends a turn's messages in a background task, after the conversation's earlier ones."""
+        return self._after_earlier(conversation_id,
+                                   lambda: self.deliver(chat_id, messages, conversation_id))
+
+    def _after_earlier(self, conversation_id: str,
+                       job: Callable[[], Awaitable[Any]]) -> asyncio.Task:
+        """Runs ``job`` in a background task once the conversation's earlier tasks are done."""
         previous = self._last.get(conversation_id)
 
         async def run() -> None:
             if previous is not None and not previous.done():
                 await asyncio.wait([previous])
-            await self.deliver(chat_id, messages)
+            await job()
 
         task = self._keep(asyncio.ensure_future(run()))
         self._last[conversation_id] = task
@@ -334,8 +373,10 @@ class TelegramInput(InputChannel):
         task.add_done_callback(forget)
         return task
 
-    async def deliver(self, chat_id: int | str, messages: Sequence[dict]) -> bool:
-        """Sends ``messages`` in order; stops at the first one Telegram did not take."""
+    async def deliver(self, chat_id: int | str, messages: Sequence[dict],
+                      conversation_id: Optional[str] = None) -> bool:
+        """Sends ``messages`` in order; stops at the first one Telegram did not take. The ids of
+        those sent go to the conversation's route (``note_messages``)."""
         menu = payloads_of(messages)
         for message in messages:
             text = message.get("text") or ""
@@ -345,8 +386,9 @@ class TelegramInput(InputChannel):
                     continue
                 text = "…"
             markup = keyboard(buttons, lambda b: callback_data(b, menu)) if buttons else None
+            sent: list[tuple[int, int]] = []
             try:
-                await self.sender.send_text(chat_id, text, markup)
+                await self.sender.send_text(chat_id, text, markup, sent)
             except SendError as exc:
                 logger.warning("telegram channel: a reply was not delivered, the rest of the turn "
                                "is dropped (%s)", exc)
@@ -354,7 +396,55 @@ class TelegramInput(InputChannel):
             except Exception as exc:  # never let a background task die silently
                 logger.error("telegram channel: sending failed (%s)", type(exc).__name__)
                 return False
+            finally:
+                if sent and conversation_id is not None:
+                    await self.note_messages(conversation_id, sent)
         return True
+
+    # -- removing the chat from the phone -----------------------------------------------------
+
+    async def note_messages(self, conversation_id: str,
+                            messages: Sequence[tuple[int, int]]) -> None:
+        """Keeps ``(message id, send time)`` pairs in the conversation's route, for 48 hours;
+        while the conversation is being erased, with the ids about to be deleted instead (never
+        in a new route)."""
+        try:
+            if conversation_id in self._erasing:
+                self._erasing[conversation_id].extend(messages)
+                return
+            route = await self.gateway.routes.get(conversation_id)
+            if route is None or route.channel != self.name():
+                return  # erased (or expired): nothing is kept
+            since = self._clock() - DELETE_WINDOW_SECONDS
+            await self.gateway.routes.put(conversation_id,
+                                          route.with_messages(messages, since, KEPT_MESSAGES))
+        except Exception as exc:  # a route store down must not stop the replies
+            logger.error("telegram channel: keeping message ids failed (%s)", type(exc).__name__)
+
+    async def clear_chat(self, conversation_id: str) -> None:
+        """The eraser (``bot.privacy.erasure``, run before the route is forgotten): takes the
+        chat's message ids from the route and deletes them from the chat in the background,
+        after the replies still being sent, before the next ones."""
+        route = await self.gateway.routes.get(conversation_id)
+        if route is None or route.channel != self.name():
+            return  # another channel's conversation, or nothing kept
+        self._erasing.setdefault(conversation_id, []).extend(route.messages)
+        self._after_earlier(conversation_id,
+                            lambda: self._delete_noted(conversation_id, route.address))
+
+    async def _delete_noted(self, conversation_id: str, chat_id: str) -> None:
+        ids = deletable(self._erasing.pop(conversation_id, []), self._clock())
+        if not ids:
+            return
+        try:
+            removed, refused = await self.sender.delete_messages(chat_id, ids)
+        except Exception as exc:  # never let a background task die silently
+            logger.error("telegram channel: deleting the chat's messages failed (%s)",
+                         type(exc).__name__)
+            return
+        logger.info("telegram channel: an erased conversation's messages were deleted from the "
+                    "chat (%d in calls Telegram took, %d calls refused or failed)",
+                    removed, refused)
 
     async def _answer_callback(self, callback_id: str) -> None:
         try:

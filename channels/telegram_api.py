@@ -10,6 +10,12 @@ time Telegram asks for, at most ``max_retry_after``), 5xx, timeouts and broken c
 ``max_attempts`` tries. A bot blocked by the person (``Forbidden``), a refused request
 (``BadRequest``) and a refused token are permanent: they raise at once.
 
+``delete_messages`` removes messages from a chat with ``deleteMessages`` (Bot API 7.0), at
+most ``MAX_DELETE_IDS`` ids a call, and only those ``deletable`` now: Telegram deletes a
+message only if it was sent less than 48 hours ago (``DELETE_WINDOW_SECONDS``; ids within
+``DELETE_MARGIN_SECONDS`` of that limit are not sent, so that a clock a little ahead of ours
+cannot make Telegram refuse a whole call). A refused call does not stop the next one.
+
 Logs carry the method, the error's type and the attempt number; never the chat id, the text
 or the token (httpx's request log lines, which quote the URL and so the token, are turned
 down to warnings, PTB's debug lines, which quote chat ids and texts, are not written, and
@@ -25,7 +31,7 @@ import re
 import threading
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Mapping, Optional, TypeVar
+from typing import Any, Awaitable, Callable, Mapping, Optional, Sequence, TypeVar
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions
 from telegram.error import (
@@ -43,6 +49,11 @@ MAX_CALLBACK_BYTES = 64  # Telegram's limit for a button's callback_data
 TOKEN_SHAPE = re.compile(r"\d{1,20}:[A-Za-z0-9_-]{10,100}")
 SECRET_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,256}")
 SHORT_SECRET_CHARS = 16
+# deleteMessage: "A message can only be deleted if it was sent less than 48 hours ago";
+# deleteMessages: "A JSON-serialized list of 1-100 identifiers of messages to delete"
+DELETE_WINDOW_SECONDS = 48 * 3600
+DELETE_MARGIN_SECONDS = 300
+MAX_DELETE_IDS = 100
 T = TypeVar("T")
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 # RetryAfter warns at every 429 that retry_after will become a timedelta (_seconds takes both)
@@ -195,6 +206,18 @@ def split_text(text: str, limit: int = MAX_TEXT_CHARS) -> list[str]:
     return parts
 
 
+def deletable(messages: Sequence[tuple[int, int]], now: float) -> list[int]:
+    """The ids, in order, of ``(message id, send time)`` pairs Telegram still lets a bot
+    delete at ``now`` (sent less than 48 hours ago, with ``DELETE_MARGIN_SECONDS`` to spare)."""
+    since = now - DELETE_WINDOW_SECONDS + DELETE_MARGIN_SECONDS
+    return [message_id for message_id, sent in messages if sent >= since]
+
+
+def batches(ids: Sequence[int], size: int = MAX_DELETE_IDS) -> list[list[int]]:
+    """``ids`` in consecutive lists of at most ``size``."""
+    return [list(ids[start:start + size]) for start in range(0, len(ids), size)]
+
+
 # -- sending --------------------------------------------------------------------------------
 
 class TelegramSender:
@@ -292,13 +315,36 @@ class TelegramSender:
                         permanent=False, attempts=self.max_attempts, reason=last.split()[0])
 
     async def send_text(self, chat_id: int | str, text: str,
-                        markup: Optional[InlineKeyboardMarkup] = None) -> None:
-        """Sends ``text`` (plain, split at Telegram's limit; the buttons go on the last part)."""
+                        markup: Optional[InlineKeyboardMarkup] = None,
+                        sent: Optional[list[tuple[int, int]]] = None) -> None:
+        """Sends ``text`` (plain, split at Telegram's limit; the buttons go on the last part).
+
+        ``sent``: gets ``(message id, send time)`` of each part Telegram took, also when a
+        later part fails.
+        """
         parts = split_text(text) or [""]
         for number, part in enumerate(parts, start=1):
             buttons = markup if number == len(parts) else None
-            await self.call("sendMessage", lambda bot, part=part, buttons=buttons: bot.send_message(
-                chat_id, part, reply_markup=buttons, link_preview_options=NO_PREVIEW))
+            message = await self.call(
+                "sendMessage", lambda bot, part=part, buttons=buttons: bot.send_message(
+                    chat_id, part, reply_markup=buttons, link_preview_options=NO_PREVIEW))
+            if sent is not None:
+                sent.append((message.message_id, int(message.date.timestamp())))
+
+    async def delete_messages(self, chat_id: int | str, ids: Sequence[int]) -> tuple[int, int]:
+        """Deletes the messages ``ids`` from the chat, ``MAX_DELETE_IDS`` a call (ids Telegram
+        cannot find are skipped by Telegram itself); returns how many ids were in calls Telegram
+        took and how many calls it refused or did not answer (logged by ``call``, without ids)."""
+        removed = refused = 0
+        for batch in batches(ids):
+            try:
+                await self.call("deleteMessages",
+                                lambda bot, batch=batch: bot.delete_messages(chat_id, batch))
+            except SendError:
+                refused += 1
+            else:
+                removed += len(batch)
+        return removed, refused
 
     async def answer_callback(self, callback_query_id: str) -> None:
         await self.call("answerCallbackQuery",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 import redis
@@ -94,6 +95,60 @@ async def test_one_failing_eraser_does_not_stop_the_others():
     finally:
         erasure.unregister("broken")
         cache.close()
+
+
+async def test_an_eraser_registered_first_runs_before_the_routes_are_forgotten():
+    """The Telegram channel reads the chat's message ids from the route when the conversation
+    is erased: its eraser must see the route before the cache's own eraser deletes it."""
+    cache = MemoryRouteCache(fernet(Fernet.generate_key()), idle_seconds=60)
+    seen = []
+
+    async def reader(conversation_id: str) -> None:
+        seen.append(await cache.get(conversation_id))
+
+    erasure.register("reader (test)", reader, on_expiry=False, first=True)
+    try:
+        route = Route("telegram", "12345678").with_messages([(7, 1000), (8, 1001)], 0, 10)
+        await cache.put("c-first", route)
+        assert await erasure.erase("c-first") == []
+        assert seen == [route] and await cache.get("c-first") is None
+        await cache.put("c-idle", route)
+        assert await erasure.erase("c-idle", expiry=True) == []
+        assert len(seen) == 1 and await cache.get("c-idle") is None  # idleness: not called
+    finally:
+        erasure.unregister("reader (test)")
+        cache.close()
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+async def test_a_routes_message_ids_are_kept_encrypted(backend, request):
+    key = Fernet.generate_key()
+    if backend == "redis":
+        cache = RedisRouteCache(fernet(key), idle_seconds=60, url=request.getfixturevalue("redis_url"))
+    else:
+        cache = MemoryRouteCache(fernet(key), idle_seconds=60)
+    route = Route("telegram", "12345678").with_messages([(987654, 1_800_000_000)], 0, 10)
+    try:
+        await cache.put("c-ids", route)
+        assert (await cache.get("c-ids")).messages == ((987654, 1_800_000_000),)
+        assert b"987654" not in cache.seal(route) and "987654" not in repr(route)
+    finally:
+        if backend == "redis":
+            await cache.aclose()
+        else:
+            cache.close()
+
+
+def test_a_route_keeps_recent_message_ids_once_and_at_most_the_limit():
+    route = Route("telegram", "1").with_messages([(5, 100), (3, 90), (5, 200), (7, 50)], 60, 10)
+    assert route.messages == ((3, 90), (5, 100))  # 7 too old; 5 keeps its first time
+    assert route.with_messages([(9, 300), (10, 300)], 60, 2).messages == ((9, 300), (10, 300))
+    assert route.with_messages([(9, 300)], 60, 0).messages == ()
+    old = {"c": "sms", "a": "+999", "m": [], "l": "", "p": []}  # a route sealed before the ids
+    cache = MemoryRouteCache(fernet(Fernet.generate_key()), idle_seconds=60)
+    token = cache._fernet.encrypt(json.dumps(old).encode())
+    assert cache.open(token) == Route("sms", "+999")
+    cache.close()
 
 
 async def test_redis_routes_are_encrypted_and_expire_natively(redis_url):

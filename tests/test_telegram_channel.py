@@ -138,15 +138,16 @@ def fake():
     server.stop()
 
 
-@pytest.fixture
-async def served(fake):
+@contextlib.asynccontextmanager
+async def serving(fake: FakeTelegram, rasa, idle_seconds: float = 600, **channel_options):
+    """A Sanic server with the channel's blueprint, sending to ``fake``, answered by ``rasa``;
+    its route cache under a fresh key (``Served.key``)."""
     key = Fernet.generate_key().decode()
-    routes = MemoryRouteCache(MultiFernet([Fernet(key)]), idle_seconds=600)
+    routes = MemoryRouteCache(MultiFernet([Fernet(key)]), idle_seconds=idle_seconds)
     gateway = Gateway("telegram", Secrets(b"t" * 32, (key,)), routes)
     config = TelegramConfig(fake.token, SECRET, api_url=fake.api_url, timeout_seconds=0.5)
     sender = TelegramSender(config, base_delay=0.01, max_delay=0.05, max_retry_after=0.1)
-    channel = TelegramInput(sender, gateway)
-    rasa = Rasa()
+    channel = TelegramInput(sender, gateway, **channel_options)
     app = Sanic(f"telegram_test_{uuid.uuid4().hex[:8]}")
     app.blueprint(channel.blueprint(rasa), url_prefix="/webhooks/telegram")
     port = free_port()
@@ -155,11 +156,19 @@ async def served(fake):
     with sanic_touchup():
         await server.startup()
         await server.after_start()
-        yield Served(channel, rasa, fake, f"http://127.0.0.1:{port}/webhooks/telegram/webhook")
+        served = Served(channel, rasa, fake, f"http://127.0.0.1:{port}/webhooks/telegram/webhook")
+        served.key = key
+        yield served
         await server.before_stop()
         await server.close()
     routes.close()
     logs.forget_sensitive()
+
+
+@pytest.fixture
+async def served(fake):
+    async with serving(fake, Rasa()) as served:
+        yield served
 
 
 def keyboard_of(params: dict) -> list:

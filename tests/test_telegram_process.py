@@ -1,5 +1,7 @@
 """The Telegram channel the whole way: a real Rasa server process with the trained model and
-the action server, its replies going to the local fake Bot API over HTTP."""
+the action server, its replies going to the local fake Bot API over HTTP. The quick exit goes
+through the real tracker store, whose erasure makes the channel delete the chat's messages
+(``tests/test_telegram_erasure.py`` has the rules)."""
 
 from __future__ import annotations
 
@@ -59,11 +61,9 @@ def post(fake: FakeTelegram, update: dict, secret: str = SECRET) -> int:
         return error.code
 
 
-def text_update(text: str) -> dict:
-    return {"update_id": next(_ids), "message": {
-        "message_id": next(_ids), "date": int(time.time()), "text": text,
-        "chat": {"id": CHAT_ID, "type": "private", "first_name": "Test"},
-        "from": {"id": CHAT_ID, "is_bot": False, "first_name": "Test"}}}
+def text_update(fake: FakeTelegram, text: str) -> dict:
+    """The person's message, kept in the fake's chat (so that it can be deleted)."""
+    return {"update_id": next(_ids), "message": fake.incoming(CHAT_ID, text)}
 
 
 def press(data: str) -> dict:
@@ -83,8 +83,9 @@ def replies(fake: FakeTelegram, count: int) -> list[dict]:
 
 def test_a_conversation_over_telegram(telegram):
     telegram.clear()
-    assert post(telegram, text_update("hello"), secret="wrong") == 403
-    assert post(telegram, text_update("hello")) == 200
+    hello = text_update(telegram, "hello")
+    assert post(telegram, hello, secret="wrong") == 403
+    assert post(telegram, hello) == 200
     sent = replies(telegram, 1)
     assert len(sent) == 1 and sent[0]["chat_id"] == str(CHAT_ID)
     keyboard = sent[0]["reply_markup"]["inline_keyboard"]
@@ -98,8 +99,14 @@ def test_a_conversation_over_telegram(telegram):
     assert len(telegram.wait_for("answerCallbackQuery", 1)) == 1
 
     telegram.clear()
-    assert post(telegram, text_update("/exit")) == 200
+    chat = telegram.visible(CHAT_ID)
+    assert len(chat) == 4  # "hello" and the bot's three replies (the button press is none)
+    leave = text_update(telegram, "/exit")
+    assert post(telegram, leave) == 200
     assert [p["text"] for p in replies(telegram, 1)] == [CATALOG.texts["fr"]["utter_quick_exit"]]
+    deleted = telegram.wait_for("deleteMessages", 1)
+    assert [sorted(p["message_ids"]) for p in deleted] == [chat + [leave["message"]["message_id"]]]
+    assert len(telegram.visible(CHAT_ID)) == 1  # "Ok."
 
     log = telegram.log.read_text(encoding="utf-8", errors="replace")
     assert str(CHAT_ID) not in log and telegram.token.split(":")[1] not in log
@@ -108,7 +115,7 @@ def test_a_conversation_over_telegram(telegram):
 def test_a_reply_arrives_once_after_429_and_500(telegram):
     telegram.clear()
     telegram.script = [429, 500]
-    assert post(telegram, text_update("/start")) == 200
+    assert post(telegram, text_update(telegram, "/start")) == 200
     sent = replies(telegram, 1)
     assert [c.answered for c in telegram.requests("sendMessage")] == [429, 500, 200]
     assert len(sent) == 1 and sent[0]["reply_markup"]["inline_keyboard"]

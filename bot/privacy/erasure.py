@@ -5,7 +5,10 @@ does so when it is created; the tracker store for the hand-off's cases and the c
 subscribers). The tracker store calls ``erase`` when a quick exit or "forget me" is saved,
 after deleting the conversation's own events, and ``erase(..., expiry=True)`` when it deletes
 an idle conversation: an eraser registered with ``on_expiry=False`` (a subscription, whose
-consent outlives the conversation) runs only for the person's own request.
+consent outlives the conversation) runs only for the person's own request. An eraser that
+needs what another one deletes registers with ``first=True`` and runs before the others (the
+Telegram channel reads the chat's recent message ids from the reply route, to delete them
+from the person's phone, before the route is forgotten).
 """
 
 from __future__ import annotations
@@ -19,10 +22,18 @@ _erasers: Dict[str, Eraser] = {}
 _only_on_request: set[str] = set()
 
 
-def register(name: str, eraser: Eraser, on_expiry: bool = True) -> None:
+def register(name: str, eraser: Eraser, on_expiry: bool = True, first: bool = False) -> None:
     """Adds (or replaces) the eraser called ``name``; ``on_expiry=False``: not when a
-    conversation is deleted for idleness."""
-    _erasers[name] = eraser
+    conversation is deleted for idleness; ``first``: runs before the erasers registered
+    without it (it reads something they delete)."""
+    _erasers.pop(name, None)
+    if first:
+        others = dict(_erasers)
+        _erasers.clear()
+        _erasers[name] = eraser
+        _erasers.update(others)
+    else:
+        _erasers[name] = eraser
     if on_expiry:
         _only_on_request.discard(name)
     else:
@@ -40,7 +51,8 @@ def registered() -> tuple[str, ...]:
 
 async def erase(conversation_id: str, expiry: bool = False) -> list[str]:
     """Runs every eraser for ``conversation_id`` (``expiry``: the conversation is deleted for
-    idleness, not at the person's request); returns the names of those that failed.
+    idleness, not at the person's request), in order (those registered ``first`` before the
+others); returns the names of those that failed.
 
     A failing eraser does not stop the others; the failure is logged without the id's data.
     """

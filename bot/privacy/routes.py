@@ -1,7 +1,9 @@
 """The reply-route cache: what a channel needs to answer a conversation, encrypted, expiring.
 
 A route holds the provider address (phone number, chat id, session id) and the payloads of
-the last menu shown, so that a typed digit can be mapped back. It is keyed by the
+the last menu shown, so that a typed digit can be mapped back; on Telegram also the ids of
+the chat's recent messages, so that a quick exit or "forget me" can remove them from the
+person's phone (``channels.telegram``). It is keyed by the
 pseudonymous conversation id; the value is a Fernet token (AES-128-CBC + HMAC-SHA256) under
 the deployment's route key. Nothing else in the system knows the address.
 
@@ -23,7 +25,7 @@ import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from dataclasses import dataclass, replace
-from typing import Callable, Optional
+from typing import Callable, Iterable, Optional
 
 from cryptography.fernet import InvalidToken, MultiFernet
 
@@ -40,6 +42,9 @@ class Route:
     language of the last bot turn (for the channel's own words, such as a reply to a photo).
     ``pending``: what a channel must still deliver: the rest of a long answer it had to split
     (SMS, sent on "more"), or messages pushed to a page that has not polled yet (web chat).
+    ``messages``: ``(message id, send time in Unix seconds)`` of the chat's recent messages,
+    both the person's and the bot's, oldest first, that the channel may still delete from the
+    person's device (Telegram); other channels leave it empty.
     """
 
     channel: str
@@ -47,6 +52,7 @@ class Route:
     menu: tuple[str, ...] = ()
     language: str = ""
     pending: tuple[str, ...] = ()
+    messages: tuple[tuple[int, int], ...] = ()
 
     def with_menu(self, menu: tuple[str, ...]) -> "Route":
         return replace(self, menu=tuple(menu))
@@ -54,9 +60,21 @@ class Route:
     def with_pending(self, pending: tuple[str, ...]) -> "Route":
         return replace(self, pending=tuple(pending))
 
-    def __repr__(self) -> str:  # never show the address nor what is pending
+    def with_messages(self, new: Iterable[tuple[int, int]], since: float,
+                      limit: int) -> "Route":
+        """The route with ``new`` message ids added (an id already kept keeps its first time),
+        those sent before ``since`` dropped, and at most the ``limit`` most recent kept."""
+        kept = {message_id: sent for message_id, sent in self.messages}
+        for message_id, sent in new:
+            kept.setdefault(int(message_id), int(sent))
+        recent = sorted((sent, message_id) for message_id, sent in kept.items() if sent >= since)
+        recent = recent[len(recent) - max(0, limit):]
+        return replace(self, messages=tuple((message_id, sent) for sent, message_id in recent))
+
+    def __repr__(self) -> str:  # never show the address, what is pending nor message ids
         return (f"Route(channel={self.channel!r}, menu={len(self.menu)} options, "
-                f"language={self.language!r}, pending={len(self.pending)} parts)")
+                f"language={self.language!r}, pending={len(self.pending)} parts, "
+                f"messages={len(self.messages)})")
 
 
 class RouteCache(ABC):
@@ -71,7 +89,8 @@ class RouteCache(ABC):
 
     def seal(self, route: Route) -> bytes:
         plain = json.dumps({"c": route.channel, "a": route.address, "m": list(route.menu),
-                            "l": route.language, "p": list(route.pending)})
+                            "l": route.language, "p": list(route.pending),
+                            "t": [list(item) for item in route.messages]})
         return self._fernet.encrypt(plain.encode("utf-8"))
 
     def open(self, token: bytes) -> Optional[Route]:
@@ -80,7 +99,8 @@ class RouteCache(ABC):
         except (InvalidToken, ValueError):
             return None
         return Route(data["c"], data["a"], tuple(data.get("m", ())), data.get("l", ""),
-                     tuple(data.get("p", ())))
+                     tuple(data.get("p", ())),
+                     tuple((int(i), int(t)) for i, t in data.get("t", ())))
 
     @abstractmethod
     async def put(self, conversation_id: str, route: Route) -> None:
