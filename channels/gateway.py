@@ -30,7 +30,7 @@ from bot.privacy.logs import install_log_scrubber, remember_sensitive
 from bot.privacy.pseudonyms import pseudonym
 from bot.privacy.routes import MemoryRouteCache, RedisRouteCache, Route, RouteCache
 from bot.settings import Settings
-from channels.menus import language_of, payloads_of, resolve_choice
+from channels.menus import as_text_unless_payload, language_of, payloads_of, resolve_choice
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +102,8 @@ class Gateway:
         if route is None or route.address != address:
             route = Route(self.channel, address)
             await self.routes.put(conversation_id, route)
-        mapped = resolve_choice(text, route.menu or None, self.main_menu())
+        mapped = as_text_unless_payload(
+            resolve_choice(text, route.menu or None, self.main_menu()), route.menu)
         return Admitted(conversation_id, mapped, route)
 
     async def remember_turn(self, admitted: Admitted, messages: Sequence[dict],

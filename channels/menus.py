@@ -7,7 +7,13 @@ remembered, digits refer to the main menu, which is reachable at any time.
 
 from __future__ import annotations
 
+import json
+import re
+from functools import lru_cache
+from pathlib import Path
 from typing import Any, Optional, Sequence, Text
+
+import yaml
 
 from rasa.core.channels.channel import CollectingOutputChannel
 
@@ -31,6 +37,63 @@ def resolve_choice(
     if number > len(options):
         return text
     return options[number - 1]
+
+
+DOMAIN_DIR = Path(__file__).resolve().parents[1] / "bot" / "domain"
+_PAYLOAD = re.compile(r"/([a-z_]{1,64})(\{.{0,400}\})?", re.DOTALL)
+MAX_ENTITY_CHARS = 64
+MENU_PAYLOAD = "/menu"
+
+
+@lru_cache(maxsize=1)
+def _domain_names() -> tuple[frozenset[str], frozenset[str]]:
+    """The intents and entities of the assistant's domain (``bot/domain/*.yml``)."""
+    intents: set[str] = set()
+    entities: set[str] = set()
+    for path in sorted(DOMAIN_DIR.glob("*.yml")):
+        part = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for item in part.get("intents") or []:
+            intents.add(next(iter(item)) if isinstance(item, dict) else str(item))
+        for item in part.get("entities") or []:
+            entities.add(next(iter(item)) if isinstance(item, dict) else str(item))
+    return frozenset(intents), frozenset(entities)
+
+
+def is_own_payload(text: str) -> bool:
+    """Whether ``text`` has the form of the assistant's own payloads: ``/intent`` of an intent
+    of the domain, with at most a JSON object of the domain's entities with short scalar
+    values (``/find_services{"need":"shelter"}``, ``/inform_location{"latitude":..}``)."""
+    match = _PAYLOAD.fullmatch(text)
+    if match is None:
+        return False
+    intents, entities = _domain_names()
+    if match.group(1) not in intents:
+        return False
+    if match.group(2) is None:
+        return True
+    try:
+        values = json.loads(match.group(2))
+    except ValueError:
+        return False
+    return isinstance(values, dict) and all(
+        key in entities and (isinstance(value, (int, float)) and not isinstance(value, bool)
+                             or isinstance(value, str) and len(value) <= MAX_ENTITY_CHARS)
+        for key, value in values.items())
+
+
+def as_text_unless_payload(text: str, shown: Sequence[str] = ()) -> str:
+    """What a person wrote, with its leading slashes dropped unless it is one of the
+    assistant's own payloads: a button of the last menu (``shown``), or of the form of the
+    assistant's payloads (a keyword or command a channel mapped, an earlier button).
+
+    Rasa reads any message starting with "/" as ``/intent{entities}`` and warns, quoting the
+    whole text, when the intent is unknown; a person who starts a message with "/" means
+    words, and a forged ``/intent{...}`` must not set entities the assistant never offers.
+    Slashes alone ask for the menu.
+    """
+    if not text.startswith("/") or text in shown or is_own_payload(text):
+        return text
+    return text.lstrip("/").lstrip() or MENU_PAYLOAD
 
 
 def payloads_of(messages: Sequence[dict]) -> list[str]:

@@ -67,6 +67,10 @@ SCRIPT = [
     ("telegram", B, "check my situation"),
     ("telegram", B, "exit"),
     ("webchat", C, f"I am {canary.NAMES[1]}, {canary.EMAILS[1]}, {canary.PHONES[1]}"),
+    # Messages that start with "/" (issue 17 §3): text with the slash dropped, and a forged
+    # payload whose entity is not the assistant's own; Rasa would warn quoting them whole.
+    ("webchat", C, f"/{canary.NAMES[0].split()[1].lower()} {canary.ADDRESSES[0]}"),
+    ("webchat", C, '/greet{"name": "%s", "phone": "%s"}' % (canary.NAMES[0], canary.PHONES[0])),
     ("webchat", C, "delete my data"),
 ]
 SENDS = {"sms": sum(1 for c, _, _ in SCRIPT if c == "sms") - 1,  # one per turn, none relayed

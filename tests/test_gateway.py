@@ -70,3 +70,16 @@ async def test_a_turn_that_changes_nothing_writes_nothing(gateway):
     await gateway.remember_turn(other, [{"text": "menu"}])
     assert gateway.routes._items[first.conversation_id][1] != stored
     assert (await gateway.reply_route(first.conversation_id)).menu == ()
+
+
+async def test_a_typed_slash_is_text_unless_it_is_a_payload_of_the_assistant(gateway):
+    """Issue 17 §3, on every channel (they all admit through the gateway): Rasa would read
+    "/word ..." as the payload of an unknown intent and warn quoting the whole message."""
+    typed = await gateway.admit(ADDRESS, "/amina took my passport")
+    assert typed.text == "amina took my passport"
+    forged = await gateway.admit(ADDRESS, '/find_services{"need": "shelter", "name": "Amina"}')
+    assert forged.text == 'find_services{"need": "shelter", "name": "Amina"}'
+    await gateway.remember_turn(typed, [{"text": "?", "buttons": [
+        {"title": "a", "payload": "/find_services"}, {"title": "b", "payload": "/skip"}]}])
+    assert (await gateway.admit(ADDRESS, "/skip")).text == "/skip"
+    assert (await gateway.admit(ADDRESS, "2")).text == "/skip"
