@@ -100,13 +100,16 @@ def serve(settings: Settings, insecure_cookies: bool = False) -> int:
 
     from bot.deployment import DeploymentError, load_deployment
     from bot.privacy.keys import SecretsError, load_secrets
+    from bot.privacy.logs import install_log_scrubber
     from bot.services.runtime import DirectoryCache
     from bot.storage import SchemaError, make_engine, require_current, session_factory
+    from console.access_log import TemplateAccessLogger, logger as access_logger
     from console.app import Config, create_app
     from console.relay import RasaRelay
 
     logging.basicConfig(level=settings.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_scrubber()  # a caseworker's reply quoted in an error never reaches a log
     if insecure_cookies and settings.bind not in ("127.0.0.1", "localhost", "::1"):
         print("console: --insecure-cookies is only for http://127.0.0.1; behind a proxy the "
               "console must be reached over https", file=sys.stderr)
@@ -131,5 +134,6 @@ def serve(settings: Settings, insecure_cookies: bool = False) -> int:
     print(f"caseworker console: http://{settings.bind}:{settings.console_port}/", flush=True)
     # a short grace on stop: the event streams end at once (on_shutdown), a form post is quick
     web.run_app(app, host=settings.bind, port=settings.console_port, print=None,
-                shutdown_timeout=5)
+                shutdown_timeout=5, access_log_class=TemplateAccessLogger,
+                access_log=access_logger)
     return 0

@@ -568,3 +568,39 @@ async def test_areas_are_named_from_the_gazetteer_in_the_caseworkers_language(wo
         await sign_in(client, "lead", PASSWORD)
         page = await (await client.get(f"/cases/{case.id}")).text()
         assert "Maïduguri (fr)" in page and "ng-maiduguri" not in page
+
+
+async def test_the_access_log_keeps_method_route_template_status_and_time_only(world, caplog):
+    """Issue 17 §3: no address, no user agent, no query string, no case number."""
+    import logging
+
+    from console.access_log import TemplateAccessLogger, logger as access_logger
+
+    app = create_app(world.sessions, FERNET, world.relay, Config(clock=world.clock))
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server(access_log_class=TemplateAccessLogger, access_log=access_logger)
+    client = TestClient(server)
+    await client.start_server()
+    caplog.set_level(logging.INFO, logger="console.access")
+    try:
+        headers = {"User-Agent": "QuillfeatherBrowser/9.9", "Referer": "http://x.example/ref"}
+        for path in ("/sign-in?name=quillfeather", "/cases/4471?tab=quillfeather",
+                     "/no/such/quillfeather", "/static/console.css"):
+            await (await client.get(path, headers=headers, allow_redirects=False)).read()
+        for _ in range(50):  # a file's line is written once the file is sent
+            if sum(r.name == "console.access" for r in caplog.records) >= 4:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await client.close()
+        await server.close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "console.access"]
+    assert len(lines) == 4, lines
+    assert lines[0].startswith("GET /sign-in 200 ")
+    assert lines[1].startswith("GET /cases/{number} 30")  # not signed in: sent to sign in
+    assert lines[2].startswith("GET (no route) 404 ")
+    assert lines[3].startswith("GET /static 200 ")
+    logged = "\n".join(lines)
+    for secret in ("quillfeather", "Quillfeather", "4471", "127.0.0.1", "x.example", "?"):
+        assert secret not in logged
+    assert all(line.endswith(" ms") for line in lines)
