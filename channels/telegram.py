@@ -161,10 +161,10 @@ def read_update(body: Any, bot: Any) -> Optional[Incoming]:
     Raises:
         RequestError: the body is not a Telegram update.
     """
-    if not isinstance(body, dict) or isinstance(body.get("update_id"), bool) \
-            or not isinstance(body.get("update_id"), int):
+    if not isinstance(body, dict) or not _is_int(body.get("update_id")):
         raise RequestError("the body must be a Telegram Update: a JSON object with an integer "
                            "'update_id'")
+    check_shape(body)
     try:
         update = Update.de_json(body, bot)
     except Exception:  # PTB raises KeyError, TypeError, ValueError... for malformed objects
@@ -199,6 +199,58 @@ def read_update(body: Any, bot: Any) -> Optional[Incoming]:
     if not edited and _is_media(message):
         return Incoming(message.chat.id, "media", names=names, message=sent)
     return None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any, limit: float) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and -limit <= value <= limit)
+
+
+def _check_message(message: Any, where: str) -> None:
+    """The fields of a Message the channel reads, as the Bot API documents their types
+    (https://core.telegram.org/bots/api#message): PTB's ``de_json`` takes any JSON value
+    in their place, and a ``chat`` of null or a ``text`` that is a number would fail later."""
+    if not isinstance(message, dict):
+        raise RequestError(f"'{where}' must be a Message object")
+    chat = message.get("chat")
+    if not (isinstance(chat, dict) and _is_int(chat.get("id"))
+            and isinstance(chat.get("type"), str)):
+        raise RequestError(f"'{where}.chat' must be a Chat with an integer 'id' and a 'type'")
+    if not (_is_int(message.get("message_id")) and _is_int(message.get("date"))):
+        raise RequestError(f"'{where}' needs an integer 'message_id' and 'date'")
+    for key in ("text", "caption"):
+        if message.get(key) is not None and not isinstance(message[key], str):
+            raise RequestError(f"'{where}.{key}' must be a string")
+    for key in ("from", "location"):
+        if message.get(key) is not None and not isinstance(message[key], dict):
+            raise RequestError(f"'{where}.{key}' must be an object")
+    location = message.get("location")
+    if location is not None and not (_is_number(location.get("latitude"), 90)
+                                     and _is_number(location.get("longitude"), 180)):
+        raise RequestError(f"'{where}.location' needs a latitude and a longitude in range")
+
+
+def check_shape(body: dict) -> None:
+    """Refuses (RequestError) an update whose message or callback the channel would read
+    with a field of the wrong type; fields the channel does not read are left to PTB."""
+    for key in ("message", "edited_message"):
+        if body.get(key) is not None:
+            _check_message(body[key], key)
+    query = body.get("callback_query")
+    if query is None:
+        return
+    if not isinstance(query, dict) or not isinstance(query.get("id"), str):
+        raise RequestError("'callback_query' must be a CallbackQuery with a string 'id'")
+    if query.get("data") is not None and not isinstance(query["data"], str):
+        raise RequestError("'callback_query.data' must be a string")
+    if query.get("from") is not None and not isinstance(query["from"], dict):
+        raise RequestError("'callback_query.from' must be an object")
+    if query.get("message") is not None:
+        _check_message(query["message"], "callback_query.message")
 
 
 def _names(user: Any) -> tuple[str, ...]:
@@ -285,6 +337,11 @@ class TelegramInput(InputChannel):
         except RequestError as exc:
             logger.info("telegram channel: refused a request (%s)", exc)
             return response.json({"error": str(exc)}, status=400)
+        except Exception as exc:  # a shape check_shape missed: refused, never a server error
+            logger.warning("telegram channel: refused an update that could not be read (%s)",
+                           type(exc).__name__)
+            return response.json({"error": "the body could not be read as a Telegram Update"},
+                                 status=400)
         if incoming is None:
             return response.json({"status": "ignored"})
         remember_sensitive(str(incoming.chat_id), incoming.typed, incoming.names)
