@@ -35,6 +35,23 @@ from channels.menus import as_text_unless_payload, language_of, payloads_of, res
 logger = logging.getLogger(__name__)
 
 
+# The largest request the Rasa server accepts (Sanic's REQUEST_MAX_SIZE, 100 MB by default):
+# the channels' bodies are a few KB, and the proxy in front has the same limit (issue 17 §2).
+MAX_REQUEST_BYTES = 64 * 1024
+
+
+def limit_request_size(blueprint: Any) -> Any:
+    """Makes the server that mounts ``blueprint`` refuse bodies over ``MAX_REQUEST_BYTES``
+    with 413 before reading them. Sanic reads the limit when a connection opens, so a
+    listener that runs before the server starts sets it for every route, Rasa's own too."""
+
+    @blueprint.listener("before_server_start")
+    async def _limit(app: Any, _loop: Any) -> None:
+        app.config.REQUEST_MAX_SIZE = min(app.config.REQUEST_MAX_SIZE, MAX_REQUEST_BYTES)
+
+    return blueprint
+
+
 @lru_cache(maxsize=None)
 def shared_secrets() -> Secrets:
     return load_secrets(Settings.from_env().secrets_file)

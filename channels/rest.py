@@ -25,7 +25,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot.services.reply import location_payload
-from channels.gateway import Gateway, HeldOutput, held_messages
+from channels.gateway import Gateway, HeldOutput, held_messages, limit_request_size
 
 logger = logging.getLogger(__name__)
 MAX_MESSAGE_CHARS = 4096
@@ -113,7 +113,7 @@ class HelplineRestInput(InputChannel):
     def blueprint(
         self, on_new_message: Callable[[UserMessage], Awaitable[Any]]
     ) -> Blueprint:
-        hook = Blueprint("helpline_rest_webhook", __name__)
+        hook = limit_request_size(Blueprint("helpline_rest_webhook", __name__))
 
         @hook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:

@@ -53,7 +53,7 @@ from bot.cases.service import replies_blocked
 from bot.catalog import load_catalog
 from bot.deployment import SmsSettings, cached_deployment
 from bot.settings import Settings
-from channels.gateway import Admitted, Gateway
+from channels.gateway import Admitted, Gateway, limit_request_size
 from channels.menus import TurnCollector
 from channels.sms_keywords import load_keywords
 from channels.sms_text import render_turn
@@ -61,6 +61,9 @@ from channels.twilio_api import TWILIO_API_URL, SendError, TwilioConfig, TwilioS
 
 logger = logging.getLogger(__name__)
 MAX_BODY_CHARS = 1600  # Twilio's own limit for one message
+# The largest webhook form read: Twilio's fields with a 1,600-character Body, each character
+# percent-encoded as up to four UTF-8 bytes (%XX%XX%XX%XX), fit in about 20 KB.
+MAX_FORM_BYTES = 24 * 1024
 OPTED_OUT = 21610  # Twilio: "Attempt to send to unsubscribed recipient"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 
@@ -155,7 +158,7 @@ class SmsInput(InputChannel):
     def blueprint(
         self, on_new_message: Callable[[UserMessage], Awaitable[Any]]
     ) -> Blueprint:
-        hook = Blueprint("helpline_sms_webhook", __name__)
+        hook = limit_request_size(Blueprint("helpline_sms_webhook", __name__))
 
         @hook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
@@ -163,6 +166,9 @@ class SmsInput(InputChannel):
 
         @hook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
+            if len(request.body or b"") > MAX_FORM_BYTES:  # before parsing or checking it
+                return response.text(f"the form is larger than {MAX_FORM_BYTES} bytes",
+                                     status=413)
             signature = request.headers.get("X-Twilio-Signature", "")
             form = signed_form(request)
             if not signature or not self.validator.validate(self.config.webhook_url, form, signature):

@@ -77,7 +77,7 @@ from bot.privacy.logs import remember_sensitive
 from bot.privacy.routes import Route
 from bot.services.reply import location_payload
 from bot.settings import Settings
-from channels.gateway import Admitted, Gateway
+from channels.gateway import Admitted, Gateway, limit_request_size
 from channels.menus import TurnCollector, payloads_of
 from channels.telegram_api import (
     DELETE_WINDOW_SECONDS, SendError, TelegramConfig, TelegramSender, deletable, fits_callback,
@@ -296,7 +296,7 @@ class TelegramInput(InputChannel):
     # -- the webhook ------------------------------------------------------------------------
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        hook = Blueprint("helpline_telegram_webhook", __name__)
+        hook = limit_request_size(Blueprint("helpline_telegram_webhook", __name__))
         # before the reply routes are forgotten; only at the person's request, not for idleness
         erasure.register(self._eraser, self.clear_chat, on_expiry=False, first=True)
 

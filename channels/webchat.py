@@ -40,7 +40,7 @@ from sanic.response import HTTPResponse
 from bot.catalog import Catalog, load_catalog
 from bot.deployment import Deployment, cached_deployment
 from bot.settings import Settings
-from channels.gateway import Gateway, HeldOutput, held_messages
+from channels.gateway import Gateway, HeldOutput, held_messages, limit_request_size
 from channels.menus import TurnCollector
 from channels.rest import RequestError, json_body, read_request
 
@@ -160,7 +160,7 @@ class WebChatInput(InputChannel):
     def blueprint(
         self, on_new_message: Callable[[UserMessage], Awaitable[Any]]
     ) -> Blueprint:
-        hook = Blueprint("helpline_webchat", __name__)
+        hook = limit_request_size(Blueprint("helpline_webchat", __name__))
 
         @hook.middleware("response")
         async def security_headers(_: Request, reply: HTTPResponse) -> None:

@@ -244,6 +244,22 @@ async def test_bad_requests_get_clear_errors(channel, rasa, fake):
     assert rasa.received == []
 
 
+async def test_an_oversized_form_is_refused_before_it_is_parsed(channel, rasa, fake):
+    """Issue 17 §2: the SMS form is checked for size before parsing. The largest form Twilio
+    sends (a 1,600-character Body, here of 4-byte emoji, each percent-encoded) still passes
+    the size check (then meets the Body limit); a bigger one gets 413, signature or not."""
+    async with asgi_client(app_for(channel, rasa)) as client:
+        params = {"From": NUMBER, "Body": "x" * 30_000}
+        huge = await client.post("/webhooks/sms/webhook", data=params,
+                                 headers=signed(params, fake.auth_token))
+        largest = await sms(client, fake, "\U0001F600" * 1600)
+        arabic = await sms(client, fake, "ساعدني " * 228)  # 1,596 characters
+    assert huge.status_code == 413 and "24576 bytes" in huge.text
+    assert largest.status_code == 200
+    assert arabic.status_code == 200
+    assert len(rasa.received) == 2
+
+
 def test_credentials_are_checked_and_the_token_never_shown():
     with pytest.raises(ValueError, match="missing auth_token, sender, webhook_url"):
         SmsConfig.from_credentials({"account_sid": "AC" + "1" * 32})
