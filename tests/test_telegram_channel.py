@@ -193,8 +193,9 @@ async def test_a_wrong_or_missing_secret_is_403_and_nothing_is_processed(served,
     (b"{not json", "the body must be a Telegram Update: a JSON object with an integer 'update_id'"),
     (b"[1, 2]", "the body must be a Telegram Update: a JSON object with an integer 'update_id'"),
     (b'{"update_id": "7"}', "the body must be a Telegram Update: a JSON object with an integer 'update_id'"),
-    (b'{"update_id": 7, "message": {"text": "hi"}}', "the body could not be read as a Telegram Update"),
-    (b'{"update_id": 7, "message": "hi"}', "the body could not be read as a Telegram Update"),
+    (b'{"update_id": 7, "message": {"text": "hi"}}',
+     "'message.chat' must be a Chat with an integer 'id' and a 'type'"),
+    (b'{"update_id": 7, "message": "hi"}', "'message' must be a Message object"),
 ])
 async def test_a_body_that_is_not_an_update_gets_a_clear_400(served, body, error):
     status, reply = await served.post(body, raw=True)
