@@ -76,6 +76,12 @@ SETTINGS_DOC: dict[str, tuple[str, str, str]] = {
         "5010",
         "Port of the caseworker console (`helpline console`), on HELPLINE_BIND.",
     ),
+    "HELPLINE_MESSAGES_PER_MINUTE": (
+        "messages_per_minute",
+        "20",
+        "Messages one conversation may send in a minute; the next gets one request to slow "
+        "down (with the emergency contacts), later ones no answer until the minute passes.",
+    ),
     "HELPLINE_RASA_TOKEN": (
         "rasa_token",
         "",
@@ -110,6 +116,7 @@ class Settings:
     secrets_file: Path
     purge_minutes: int
     console_port: int
+    messages_per_minute: int
     rasa_token: str = field(repr=False)
 
     @classmethod
@@ -137,6 +144,8 @@ class Settings:
             "secrets_file": _path(raw["secrets_file"]),
             "purge_minutes": _int("HELPLINE_PURGE_MINUTES", raw["purge_minutes"], 1),
             "console_port": _port("HELPLINE_CONSOLE_PORT", raw["console_port"]),
+            "messages_per_minute": _int("HELPLINE_MESSAGES_PER_MINUTE",
+                                        raw["messages_per_minute"], 1),
             "rasa_token": raw["rasa_token"].strip(),
         }
         if values["tracker_store"] not in TRACKER_STORES:

@@ -29,6 +29,7 @@ from bot.privacy.keys import Secrets, load_secrets
 from bot.privacy.logs import install_log_scrubber, remember_sensitive
 from bot.privacy.pseudonyms import pseudonym
 from bot.privacy.routes import MemoryRouteCache, RedisRouteCache, Route, RouteCache
+from channels.limits import Limits, MemoryLimits, RedisLimits
 from bot.settings import Settings
 from channels.menus import as_text_unless_payload, language_of, payloads_of, resolve_choice
 
@@ -38,6 +39,7 @@ logger = logging.getLogger(__name__)
 # The largest request the Rasa server accepts (Sanic's REQUEST_MAX_SIZE, 100 MB by default):
 # the channels' bodies are a few KB, and the proxy in front has the same limit (issue 17 §2).
 MAX_REQUEST_BYTES = 64 * 1024
+RATE_WINDOW_SECONDS = 60  # the per-conversation limit is HELPLINE_MESSAGES_PER_MINUTE
 
 
 def limit_request_size(blueprint: Any) -> Any:
@@ -57,6 +59,40 @@ def shared_secrets() -> Secrets:
     return load_secrets(Settings.from_env().secrets_file)
 
 
+# What is answered whatever the rate: leaving fast, erasing, ending subscriptions.
+ALWAYS_ANSWERED = frozenset({"quick_exit", "forget_me", "unsubscribe"})
+# The words the screening's consent gives for erasing (utter_screening_about), in the safety
+# form of bot.keywords: the model reads them as forget_me; the limit must let them through.
+ERASE_WORDS = frozenset({"forget me", "oublie moi", "olvidame", "انسوني"})
+
+
+@lru_cache(maxsize=1)
+def _safety_keywords() -> dict[str, str]:
+    from bot.keywords import load_keywords
+
+    return load_keywords()
+
+
+def leaves(text: str) -> bool:
+    """Whether ``text`` asks to leave, erase or unsubscribe: its payload, or one of the
+    safety keywords written exactly (EXIT, FORGET ME...)."""
+    from bot.keywords import match_keyword
+
+    from bot.keywords import safety_form
+
+    if text.startswith("/"):
+        return text[1:].split("{", 1)[0] in ALWAYS_ANSWERED
+    return (safety_form(text) in ERASE_WORDS
+            or match_keyword(text, _safety_keywords(), fuzzy=False) in ALWAYS_ANSWERED)
+
+
+def new_limits() -> Limits:
+    """A gateway's counters: in Redis when HELPLINE_REDIS_URL is set (so that a limit holds
+    across Rasa replicas), else in this process's memory (one channel's conversations)."""
+    settings = Settings.from_env()
+    return RedisLimits(settings.redis_url) if settings.redis_url else MemoryLimits()
+
+
 @lru_cache(maxsize=None)
 def shared_routes() -> RouteCache:
     """The process's reply-route cache: Redis when HELPLINE_REDIS_URL is set, else memory."""
@@ -74,18 +110,36 @@ class Admitted:
     conversation_id: str
     text: str
     route: Route
+    # Over the conversation's rate limit: "first" for the message that went over (it gets one
+    # polite answer), "again" for the later ones of the window (silence); "" within it.
+    limited: str = ""
 
 
 class Gateway:
     """Pseudonymises senders, keeps their reply routes, maps typed option numbers."""
 
     def __init__(self, channel: str, secrets: Optional[Secrets] = None,
-                 routes: Optional[RouteCache] = None) -> None:
+                 routes: Optional[RouteCache] = None, limits: Optional[Limits] = None,
+                 per_minute: Optional[int] = None) -> None:
         install_log_scrubber()
         self.channel = channel
         self._secrets = secrets
         self._routes = routes
+        self._limits = limits
+        self._per_minute = per_minute
         self._main_menu: Optional[list[str]] = None
+
+    @property
+    def limits(self) -> Limits:
+        if self._limits is None:
+            self._limits = new_limits()
+        return self._limits
+
+    @property
+    def per_minute(self) -> int:
+        if self._per_minute is None:
+            self._per_minute = Settings.from_env().messages_per_minute
+        return self._per_minute
 
     @property
     def secrets(self) -> Secrets:
@@ -121,7 +175,26 @@ class Gateway:
             await self.routes.put(conversation_id, route)
         mapped = as_text_unless_payload(
             resolve_choice(text, route.menu or None, self.main_menu()), route.menu)
-        return Admitted(conversation_id, mapped, route)
+        count = await self.limits.hit(f"rate:{conversation_id}", RATE_WINDOW_SECONDS)
+        limited = ("" if count <= self.per_minute or leaves(mapped)
+                   else "first" if count == self.per_minute + 1 else "again")
+        if limited:
+            logger.info("%s channel: %s is over %d messages a minute; %s", self.channel,
+                        conversation_id, self.per_minute,
+                        "one answer" if limited == "first" else "no answer")
+        return Admitted(conversation_id, mapped, route, limited)
+
+    def limited_messages(self, admitted: Admitted) -> list[dict]:
+        """What a conversation over its rate limit gets instead of a turn: once in the
+        window, in its language, a request to slow down with the emergency contacts; then
+        nothing until the window passes."""
+        if admitted.limited != "first":
+            return []
+        deployment = cached_deployment(Settings.from_env().deployment_file)
+        language = deployment.language_or_default(admitted.route.language)
+        text = (f"{load_catalog().channel_text('slow_down', language)} "
+                f"{deployment.render_contacts(language)}")
+        return [{"text": text, "buttons": [], "metadata": {"language": language}}]
 
     async def remember_turn(self, admitted: Admitted, messages: Sequence[dict],
                             pending: Optional[Sequence[str]] = None) -> None:

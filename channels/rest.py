@@ -128,6 +128,9 @@ class HelplineRestInput(InputChannel):
                 return response.json({"error": str(exc)}, status=400)
             admitted = await self.gateway.admit(sender, text, metadata)
             pushed = held_messages(admitted.route)  # not polled yet: they come first
+            if admitted.limited:  # one request to slow down, then silence for the minute;
+                # what is held for the page stays held for its next poll
+                return response.json([rest_message(m) for m in self.gateway.limited_messages(admitted)])
             collector = CollectingOutputChannel()
             await on_new_message(
                 UserMessage(admitted.text, collector, admitted.conversation_id,

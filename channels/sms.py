@@ -203,6 +203,10 @@ class SmsInput(InputChannel):
         else:
             text = keywords.payload(text) or text
         admitted = await self.gateway.admit(address, text)
+        if admitted.limited:  # one request to slow down, then silence for the minute
+            await self._reply(admitted, self.render(self.gateway.limited_messages(admitted),
+                                                    admitted)[:1])
+            return
         if not text and has_media:
             await self._reply(admitted, [self._words("media_unsupported", admitted)])
             return

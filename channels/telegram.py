@@ -360,6 +360,10 @@ class TelegramInput(InputChannel):
         admitted = await self.gateway.admit(str(incoming.chat_id), incoming.text)
         if incoming.message is not None:
             await self.note_messages(admitted.conversation_id, [incoming.message])
+        if admitted.limited:  # one request to slow down, then silence for the minute
+            self.schedule(admitted.conversation_id, incoming.chat_id,
+                          self.gateway.limited_messages(admitted))
+            return
         if incoming.kind == "callback":
             admitted = replace(admitted, text=pressed_payload(incoming.text, admitted.route.menu))
         elif incoming.kind == "text" and await ends_subscription(admitted.conversation_id,
@@ -382,7 +386,9 @@ class TelegramInput(InputChannel):
         if incoming.message is not None:
             await self.note_messages(admitted.conversation_id, [incoming.message])
         text = self.channel_text("media_unsupported", admitted.route.language)
-        self.schedule(admitted.conversation_id, incoming.chat_id, [{"text": text, "buttons": []}])
+        answer = ([{"text": text, "buttons": []}] if not admitted.limited
+                  else self.gateway.limited_messages(admitted))
+        self.schedule(admitted.conversation_id, incoming.chat_id, answer)
 
     def default_language(self) -> str:
         if self._default_language is None:

@@ -196,6 +196,9 @@ class WebChatInput(InputChannel):
                 return response.json({"error": str(exc)}, status=400)
             admitted = await self.gateway.admit(sender, text)
             pushed = held_messages(admitted.route)  # waiting for a poll: shown before the turn
+            if admitted.limited:  # one request to slow down, then silence for the minute;
+                # what is held for the page stays held for its next poll
+                return response.json([page_message(m) for m in self.gateway.limited_messages(admitted)])
             collector = TurnCollector(self.name())
             await on_new_message(
                 UserMessage(admitted.text, collector, admitted.conversation_id,

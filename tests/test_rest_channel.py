@@ -153,3 +153,18 @@ async def test_a_message_pushed_to_another_channel_is_not_kept_here(client, gate
 
     await WebChatInput(elsewhere).get_output_channel().send_text_message(conversation, "x")
     assert (await gateway.reply_route(conversation)).pending == ()
+
+
+async def test_a_flood_from_one_conversation_gets_one_answer_then_silence(client, stub):
+    """Issue 17 §2, through the channel: 20 messages a minute reach Rasa (the default of
+    HELPLINE_MESSAGES_PER_MINUTE), the 21st gets the request to slow down, later ones an
+    empty answer without a turn; another conversation is answered meanwhile."""
+    from bot.catalog import load_catalog
+
+    for number in range(20):
+        assert (await say(client, f"message {number}"))[0]["text"] == "Shall we go on?"
+    [slow] = await say(client, "one more")
+    assert slow["text"].startswith(load_catalog().channel_text("slow_down", "en"))
+    assert await say(client, "and another") == []
+    assert (await say(client, "hello", sender="someone-else"))[0]["text"] == "Shall we go on?"
+    assert len(stub.seen) == 21
