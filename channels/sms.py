@@ -54,6 +54,7 @@ from bot.catalog import load_catalog
 from bot.deployment import SmsSettings, cached_deployment
 from bot.settings import Settings
 from channels.gateway import Admitted, Gateway, limit_request_size
+from channels.limits import keyed
 from channels.menus import TurnCollector
 from channels.sms_keywords import load_keywords
 from channels.sms_text import render_turn
@@ -64,6 +65,7 @@ MAX_BODY_CHARS = 1600  # Twilio's own limit for one message
 # The largest webhook form read: Twilio's fields with a 1,600-character Body, each character
 # percent-encoded as up to four UTF-8 bytes (%XX%XX%XX%XX), fit in about 20 KB.
 MAX_FORM_BYTES = 24 * 1024
+REPLAY_SECONDS = 24 * 3600  # a MessageSid seen within this time is a replay
 OPTED_OUT = 21610  # Twilio: "Attempt to send to unsubscribed recipient"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 
@@ -175,6 +177,10 @@ class SmsInput(InputChannel):
                 logger.warning("sms channel: refused a request without a valid Twilio signature")
                 return response.text("invalid signature", status=403)
             fields = form_values(form)
+            if not await self.first_delivery(fields.get("MessageSid", "")):
+                logger.info("sms channel: a message delivered again (same MessageSid within "
+                            "%d h) was ignored", REPLAY_SECONDS // 3600)
+                return response.text(EMPTY_TWIML, content_type="text/xml")
             address, body = fields.get("From", "").strip(), fields.get("Body", "")
             if not address:
                 return response.text("'From' is missing", status=400)
@@ -184,6 +190,15 @@ class SmsInput(InputChannel):
             return response.text(EMPTY_TWIML, content_type="text/xml")
 
         return hook
+
+    async def first_delivery(self, message_sid: str) -> bool:
+        """False for a MessageSid seen in the last 24 hours: Twilio retries a webhook it
+        thinks failed, and a captured signed request can be replayed. Kept as a keyed hash
+        that expires, never the sid itself; a request without a sid is not deduplicated."""
+        if not message_sid:
+            return True
+        key = keyed(self.gateway.secrets.pseudonym_key, "sms-sid", message_sid)
+        return await self.gateway.limits.first_time(key, REPLAY_SECONDS)
 
     async def handle(self, address: str, body: str, fields: Dict[str, str],
                      on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> None:

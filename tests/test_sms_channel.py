@@ -5,6 +5,7 @@ going out over real HTTP to the fake Twilio API (tests/utils/fake_twilio.py)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 
 import pytest
@@ -94,9 +95,12 @@ def signed(params: dict, token: str) -> dict:
     return {"X-Twilio-Signature": RequestValidator(token).compute_signature(WEBHOOK, params)}
 
 
+SIDS = itertools.count(1)  # Twilio gives every message its own MessageSid
+
+
 async def sms(client, fake, body: str, **extra) -> object:
     params = {"From": NUMBER, "To": "+9995550100", "Body": body, "NumMedia": "0",
-              "MessageSid": "SM" + "1" * 32, **extra}
+              "MessageSid": f"SM{next(SIDS):032d}", **extra}
     return await client.post("/webhooks/sms/webhook", data=params,
                              headers=signed(params, fake.auth_token))
 
@@ -342,3 +346,19 @@ async def test_a_reply_to_a_number_that_opted_out_is_named_in_the_case(fake, ras
     finally:
         channel.gateway.routes.close()
         forget_sensitive()
+
+
+async def test_a_message_delivered_again_is_answered_200_and_ignored(channel, rasa, fake):
+    """Issue 17 §2: Twilio retries a webhook it thinks failed, and a captured signed request
+    can be sent again: a MessageSid seen in the last 24 hours is answered 200 (so Twilio
+    stops retrying) with no Rasa turn and no reply; it is kept as a keyed hash only."""
+    async with asgi_client(app_for(channel, rasa)) as client:
+        first = await sms(client, fake, "hello", MessageSid="SM" + "9" * 32)
+        again = await sms(client, fake, "hello", MessageSid="SM" + "9" * 32)
+        other = await sms(client, fake, "hello again")
+    assert [r.status_code for r in (first, again, other)] == [200, 200, 200]
+    assert again.text == first.text  # the empty TwiML answer
+    assert [m.text for m in rasa.received] == ["hello", "hello again"]
+    assert len(fake.delivered()) == 2
+    kept = list(channel.gateway.limits._items)
+    assert kept and not any("9999" in key for key in kept)
