@@ -22,7 +22,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import catalog, channel_of, deployment, language_of, say, say_with_contacts
 from bot.cases.models import LEVELS
-from bot.cases.queue import CHANNELS, MAX_MESSAGE_CHARS, CaseError
+from bot.cases.queue import CHANNELS, MAX_MESSAGE_CHARS, CapReached, CaseError
 from bot.cases.service import HandOff
 from bot.settings import Settings
 
@@ -70,7 +70,12 @@ def connect(dispatcher: CollectingDispatcher, tracker: Tracker) -> List[EventTyp
     try:
         handoff.cases.open(tracker.sender_id, channel if channel in CHANNELS else "helpline",
                            language, level, tracker.get_slot("triage_needs") or [],
-                           tracker.get_slot("service_place"))
+                           tracker.get_slot("service_place"),
+                           cap=deployment().max_new_cases_per_hour)
+    except CapReached:
+        logger.warning("hand-off: the channel reached its cap of new cases this hour")
+        say_with_contacts(dispatcher, tracker, "utter_handoff_busy", language)
+        return [SlotSet("offer", None)]
     except CaseError as exc:
         logger.error("hand-off: the case could not be opened (%s)", type(exc).__name__)
         say_with_contacts(dispatcher, tracker, "utter_handoff_unavailable", language)

@@ -27,7 +27,8 @@ _RANGE = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-4]):([0-5]
 _TOP_KEYS = {"organisation", "languages", "default_language", "emergency_contacts",
              "human_cover", "retention"}
 _RETENTION_KEYS = {"conversation_idle_hours", "reply_route_idle_hours", "closed_case_days"}
-_OPTIONAL_KEYS = {"sms", "web_chat", "campaigns", "figures"}
+_OPTIONAL_KEYS = {"sms", "web_chat", "campaigns", "figures", "handoff"}
+_HANDOFF_KEYS = {"max_new_cases_per_hour"}
 _WEB_CHAT_KEYS = {"quick_exit_url"}
 _FIGURES_KEYS = {"min_cell"}
 # Aggregate figures never show a count below 3 (see bot/figures.py); 5 unless the file says more.
@@ -157,6 +158,9 @@ class Deployment:
     campaigns: CampaignSettings = CampaignSettings()
     # Aggregate figures for NGOs show no count below this (bot/figures.py).
     figures_min_cell: int = 5
+    # New hand-off cases one channel may open in an hour (``handoff.max_new_cases_per_hour``):
+    # a script cannot bury real cases under made-up ones.
+    max_new_cases_per_hour: int = 30
     # language -> what the organisation can and cannot keep confidential (organisation.
     # confidentiality), for the caseworkers' canned reply; empty: that reply is not offered.
     confidentiality: Mapping[str, str] = field(default_factory=dict)
@@ -225,6 +229,7 @@ def parse_deployment(data: Any, path: Path = Path("<memory>")) -> Deployment:
     quick_exit_url = _web_chat(data.get("web_chat"), problems)
     campaigns = _campaigns(data.get("campaigns"), problems)
     figures_min_cell = _figures(data.get("figures"), problems)
+    max_new_cases = _handoff(data.get("handoff"), problems)
     confidentiality = _confidentiality(data.get("organisation"), languages, problems)
     if problems:
         raise DeploymentError(path, problems)
@@ -239,6 +244,7 @@ def parse_deployment(data: Any, path: Path = Path("<memory>")) -> Deployment:
         web_quick_exit_url=quick_exit_url,
         campaigns=campaigns,
         figures_min_cell=figures_min_cell,
+        max_new_cases_per_hour=max_new_cases,
         confidentiality=confidentiality,
     )
 
@@ -437,6 +443,24 @@ def _sms(value: Any, problems: list[str]) -> SmsSettings:
         problems.append(f"sms.fold_accents: must be true or false, got {fold!r}")
         fold = SmsSettings.fold_accents
     return SmsSettings(budget, fold)
+
+
+def _handoff(value: Any, problems: list[str]) -> int:
+    """New hand-off cases one channel may open in an hour (``handoff.max_new_cases_per_hour``)."""
+    default = Deployment.max_new_cases_per_hour
+    if value is None:
+        return default
+    if not isinstance(value, dict):
+        problems.append("handoff: must be a mapping with " + ", ".join(sorted(_HANDOFF_KEYS)))
+        return default
+    for key in sorted(set(value) - _HANDOFF_KEYS):
+        problems.append(f"handoff.{key}: unknown setting")
+    cap = value.get("max_new_cases_per_hour", default)
+    if isinstance(cap, bool) or not isinstance(cap, int) or not 1 <= cap <= 100_000:
+        problems.append("handoff.max_new_cases_per_hour: must be a whole number from 1 to "
+                        f"100000, got {cap!r}")
+        return default
+    return cap
 
 
 def _figures(value: Any, problems: list[str]) -> int:

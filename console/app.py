@@ -314,9 +314,15 @@ def _state(app: web.Application, signed: SignedIn, describer: Describer,
     cases: Cases = app[CASES]
     now = app[CONFIG].clock()
     language = signed.language
+    deployment = app[CONFIG].deployment
+    cap = deployment.max_new_cases_per_hour if deployment else Deployment.max_new_cases_per_hour
     state: dict[str, Any] = {
         "queue": [describer.summary(c, language, now) for c in cases.queue()],
         "mine": [describer.summary(c, language, now) for c in cases.mine(signed.user)],
+        # channels that reached the deployment's cap of new cases this hour: their next
+        # requests get the emergency contacts and services, no case (issue 17 §2)
+        "at_cap": [{"channel": channel, "count": count, "cap": cap}
+                   for channel, count in cases.at_cap(cap).items()],
     }
     if case_number is not None:
         try:

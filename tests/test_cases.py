@@ -266,3 +266,21 @@ def test_cases_idle_as_long_as_a_conversation_close_as_expired(database):
     assert cases.expire(talking.conversation_id) is None
     assert ("assistant", "closed", "expired") in [
         (e.actor, e.action, e.detail) for e in cases.audit(talking.id)]
+
+
+def test_a_channel_opens_at_most_its_cap_of_new_cases_an_hour(cases):
+    """Issue 17 §2: a script cannot bury real cases under made-up ones. The clock moves one
+    minute per reading; the cap counts cases created on the channel in the last hour."""
+    from bot.cases.queue import CapReached
+
+    for n in range(3):
+        cases.open(f"c{n:030d}", "sms", "en", "high", cap=3)
+    with pytest.raises(CapReached):
+        cases.open(f"c{9:030d}", "sms", "en", "emergency", cap=3)
+    assert cases.open(f"c{1:030d}", "sms", "en", "high", cap=3).status == "waiting"  # its own
+    cases.open(f"c{20:030d}", "telegram", "en", "low", cap=3)  # another channel is not capped
+    assert cases.at_cap(3) == {"sms": 3}
+    assert cases.at_cap(4) == {}
+    for _ in range(60):  # an hour later the first ones no longer count
+        cases._clock()
+    assert cases.open(f"c{30:030d}", "sms", "en", "medium", cap=3).status == "waiting"

@@ -604,3 +604,19 @@ async def test_the_access_log_keeps_method_route_template_status_and_time_only(w
     for secret in ("quillfeather", "Quillfeather", "4471", "127.0.0.1", "x.example", "?"):
         assert secret not in logged
     assert all(line.endswith(" ms") for line in lines)
+
+
+async def test_the_queue_says_when_a_channel_reached_its_cap_of_new_cases(browser, world):
+    """Issue 17 §2: a clear line in the console when a channel's cap (the deployment's
+    handoff.max_new_cases_per_hour, 30 by default) is reached, gone an hour later."""
+    for n in range(30):
+        world.cases.open(f"c{n:031d}", "sms", "en", "high")
+        world.clock.advance(seconds=10)
+    world.cases.open("c" + "7" * 31, "telegram", "en", "low")
+    amina = await browser("amina")
+    page = await (await amina.get("/")).text()
+    assert page.count('class="alert error at-cap"') == 1
+    assert "SMS reached the cap of 30 new cases in an hour (30 in the last hour)" in page
+    assert "handoff.max_new_cases_per_hour" in page
+    world.clock.advance(minutes=60)
+    assert "at-cap" not in await (await amina.get("/")).text()

@@ -204,3 +204,16 @@ def test_the_confidentiality_text_is_optional_and_checked(sample_data):
     assert "organisation.confidentiality.ar: missing" in problems
     data["organisation"]["confidentiality"] = "all kept"
     assert "organisation.confidentiality: must give a text per language" in problems_of(data)
+
+
+def test_the_cap_of_new_cases_has_a_default_and_is_checked(sample_data):
+    assert parse_deployment(sample_data).max_new_cases_per_hour == 30
+    sample_data["handoff"] = {"max_new_cases_per_hour": 5}
+    assert parse_deployment(sample_data).max_new_cases_per_hour == 5
+    for bad in (0, -1, "10", True, 10.5):
+        sample_data["handoff"] = {"max_new_cases_per_hour": bad}
+        with pytest.raises(DeploymentError, match="handoff.max_new_cases_per_hour"):
+            parse_deployment(sample_data)
+    sample_data["handoff"] = {"max_cases": 5}
+    with pytest.raises(DeploymentError, match="handoff.max_cases: unknown setting"):
+        parse_deployment(sample_data)

@@ -329,3 +329,30 @@ def test_the_cases_are_kept_once_migrated_and_an_unmigrated_database_is_asked_ag
     engine.dispose()
     first = cases_for(url)
     assert first is not None and cases_for(url) is first
+
+
+@pytest.mark.parametrize("language", ["en", "fr", "ar", "es"])
+def test_at_the_channels_cap_the_person_gets_contacts_and_services_not_a_case(
+        database, monkeypatch, language):
+    """Issue 17 §2: the deployment's handoff.max_new_cases_per_hour (the sample: 30 a
+    channel). At the cap a request gets the emergency contacts and the way to services, in
+    the person's language; no case is opened; another channel still opens cases."""
+    from actions.help import ActionAnswerOffer
+    from bot.catalog import load_catalog
+
+    monkeypatch.setattr(HandOff, "on_shift", lambda self, deployment, now: True)
+    cases = cases_for(database)
+    for n in range(30):
+        cases.open(f"c{n:031d}", "sms", "en", "high")
+    slots = {"offer": "handoff", "triage_level": "emergency", "language": language}
+    events, dispatcher = run(ActionAnswerOffer(), tracker("c" + "9" * 31, slots=slots))
+    assert responses_sent(dispatcher) == ["utter_handoff_busy"]
+    text = dispatcher.messages[0]["text"]
+    assert text.startswith(load_catalog().texts[language]["utter_handoff_busy"].split("{")[0])
+    assert "+999 100 000" in text  # the default emergency contacts
+    assert "/find_services" in [b["payload"] for b in dispatcher.messages[0]["buttons"]]
+    assert {"event": "slot", "timestamp": None, "name": "handoff", "value": "open"} not in events
+    assert cases.open_case_for("c" + "9" * 31) is None
+    _, dispatcher = run(ActionAnswerOffer(), tracker("c" + "8" * 31, slots=slots,
+                                                     channel="telegram"))
+    assert responses_sent(dispatcher) == ["utter_handoff_queued"]

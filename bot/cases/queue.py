@@ -46,6 +46,10 @@ class CaseError(ValueError):
     """A request the cases refuse: an unknown value, a case not in the right state."""
 
 
+class CapReached(CaseError):
+    """The channel opened as many new cases in the last hour as the deployment allows."""
+
+
 class NotAllowed(PermissionError):
     """The user may not do this to this case."""
 
@@ -126,10 +130,15 @@ class Cases:
     # -- the dialogue's side ------------------------------------------------------------
 
     def open(self, conversation_id: str, channel: str, language: str, triage_level: str,
-             needs: Iterable[str] = (), area: Optional[str] = None) -> CaseView:
+             needs: Iterable[str] = (), area: Optional[str] = None,
+             cap: Optional[int] = None) -> CaseView:
         """A waiting case for the conversation, or its case still open (never two).
 
+        ``cap``: at most this many new cases on ``channel`` in the last hour (counted in the
+        same transaction; two requests at the same instant may pass it by one).
+
         Raises:
+            CapReached: the channel is at its cap.
             CaseError: naming the value outside its closed set.
         """
         needs = tuple(sorted(set(needs)))
@@ -151,6 +160,8 @@ class Cases:
             existing = self._open_row(session, conversation_id)
             if existing is not None:
                 return CaseView.of(existing)
+            if cap is not None and self._opened_last_hour(session).get(channel, 0) >= cap:
+                raise CapReached(f"{channel} opened {cap} new cases in the last hour")
             row = Case(conversation_id=conversation_id, channel=channel, language=language,
                        triage_level=triage_level, urgency=LEVELS.index(triage_level),
                        needs=",".join(needs), area=area, status="waiting",
@@ -160,6 +171,19 @@ class Cases:
             session.add(CaseKey(case_id=row.id,
                                 wrapped_key=self._fernet.encrypt(Fernet.generate_key())))
             return CaseView.of(row)
+
+    def _opened_last_hour(self, session: Session) -> dict[str, int]:
+        since = self._clock() - dt.timedelta(hours=1)
+        rows = session.execute(sa.select(Case.channel, sa.func.count()).where(
+            Case.created_at >= since).group_by(Case.channel)).all()
+        return {channel: count for channel, count in rows}
+
+    def at_cap(self, cap: int) -> dict[str, int]:
+        """The channels that opened ``cap`` or more new cases in the last hour, with their
+        count (for the console's warning)."""
+        with self._sessions() as session:
+            return {channel: count for channel, count
+                    in sorted(self._opened_last_hour(session).items()) if count >= cap}
 
     def open_case_for(self, conversation_id: str) -> Optional[CaseView]:
         """The conversation's waiting or active case, if it has one."""
