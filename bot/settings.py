@@ -82,6 +82,12 @@ SETTINGS_DOC: dict[str, tuple[str, str, str]] = {
         "Messages one conversation may send in a minute; the next gets one request to slow "
         "down (with the emergency contacts), later ones no answer until the minute passes.",
     ),
+    "HELPLINE_ACTION_TIMEOUT_SECONDS": (
+        "action_timeout_seconds",
+        "5",
+        "How long the Rasa server waits for the action server before the person gets the "
+        "short failure message with the emergency contacts.",
+    ),
     "HELPLINE_RASA_TOKEN": (
         "rasa_token",
         "",
@@ -117,6 +123,7 @@ class Settings:
     purge_minutes: int
     console_port: int
     messages_per_minute: int
+    action_timeout_seconds: float
     rasa_token: str = field(repr=False)
 
     @classmethod
@@ -146,6 +153,8 @@ class Settings:
             "console_port": _port("HELPLINE_CONSOLE_PORT", raw["console_port"]),
             "messages_per_minute": _int("HELPLINE_MESSAGES_PER_MINUTE",
                                         raw["messages_per_minute"], 1),
+            "action_timeout_seconds": _seconds("HELPLINE_ACTION_TIMEOUT_SECONDS",
+                                               raw["action_timeout_seconds"]),
             "rasa_token": raw["rasa_token"].strip(),
         }
         if values["tracker_store"] not in TRACKER_STORES:
@@ -178,6 +187,16 @@ def _database_url(url: str) -> str:
     if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix:
         return prefix + str(PROJECT_ROOT / url[len(prefix):])
     return url
+
+
+def _seconds(name: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise SettingsError(f"{name}: expected a number of seconds, got {text!r}") from None
+    if not 0.5 <= value <= 300:
+        raise SettingsError(f"{name}: must be from 0.5 to 300 seconds, got {text!r}")
+    return value
 
 
 def _int(name: str, text: str, minimum: int) -> int:

@@ -40,7 +40,7 @@ from bot.deployment import Deployment, cached_deployment
 from bot.privacy import erasure
 from bot.privacy.logs import install_log_scrubber
 from bot.privacy.redaction import SlotRules, redact_event
-from bot import rasa_speedups
+from bot import action_failures, rasa_speedups
 from bot.settings import Settings
 from bot.storage import private_sqlite_file
 from bot.triage import NEED_CATEGORIES
@@ -150,6 +150,7 @@ class PrivateTrackerStore(TrackerStore):
         kwargs.pop("host", None)  # Rasa passes the endpoint's url as host; settings decide
         install_log_scrubber()
         rasa_speedups.install()
+        action_failures.install()
         erasure.register("hand-off cases", self._erase_case)
         erasure.register("campaign subscribers", self._erase_subscriber, on_expiry=False)
         self.settings = settings or Settings.from_env()
