@@ -40,6 +40,9 @@ Usage:
                               check an edited sheet (keys, placeholders, length, SMS words)
     helpline console [--insecure-cookies]
                               serve the caseworker console on HELPLINE_BIND:HELPLINE_CONSOLE_PORT
+    helpline nginx-config [--server-name N] [--console-listen A] [--console-allow NET]... [-o F]
+                              the nginx configuration of the public entry and the console
+                              (deploy/nginx/helpline.conf filled in)
 """
 
 from __future__ import annotations
@@ -618,6 +621,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     from bot.messages_sheet import add_parser as add_messages_parser
 
     add_messages_parser(commands)  # helpline messages sheet|check
+    from bot.nginx import add_parser as add_nginx_parser
+
+    add_nginx_parser(commands)  # helpline nginx-config
     args = parser.parse_args(argv)
 
     try:
@@ -704,6 +710,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         from bot.messages_sheet import messages_command
 
         return messages_command(settings, args)
+    if args.command == "nginx-config":
+        from bot.nginx import nginx_command
+
+        return nginx_command(settings, args)
     return 2
 
 
