@@ -139,7 +139,33 @@ def check(settings: Settings) -> list[str]:
     except ValueError as exc:
         problems.append(str(exc))
     problems += check_secrets(settings)
+    problems += check_exposure(settings)
     return problems
+
+
+# Channels that let anyone speak as anyone (no signature, secret or session check).
+OPEN_CHANNELS = ("channels.rest.HelplineRestInput", "rest", "rasa.core.channels.rest.RestInput")
+
+
+def check_exposure(settings: Settings, credentials: Path = PROJECT_ROOT / "credentials.yml"
+                   ) -> list[str]:
+    """Rasa's API token, and what the settings would expose without the proxy (scripts/start
+    runs the Rasa server with ``credentials``)."""
+    import yaml
+
+    from bot.settings import exposure_problems, token_problem
+
+    problems = [p for p in [token_problem(settings.rasa_token)] if p]
+    channels: dict = {}
+    if credentials.exists():
+        try:  # the channel names only: no ${VAR} needs to be set for this check
+            channels = yaml.safe_load(credentials.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            problems.append(f"{credentials.name}: not YAML ({exc})")
+    if not isinstance(channels, dict):
+        problems.append(f"{credentials.name}: expected a mapping of channels")
+        channels = {}
+    return problems + exposure_problems(settings, [c for c in OPEN_CHANNELS if c in channels])
 
 
 def check_secrets(settings: Settings) -> list[str]:
