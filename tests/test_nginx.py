@@ -321,6 +321,8 @@ def test_plain_http_only_redirects_to_https(stack):
         assert status == 301, path
         assert headers["Location"] == f"https://127.0.0.1{path}"  # the port: https's own
         assert headers["Server"] == "nginx"
+    # certbot's renewal challenge is served from its folder (none here), not redirected
+    assert request(stack.redirect, "GET", "/.well-known/acme-challenge/none")[0] == 404
 
 
 @pytest.mark.model
