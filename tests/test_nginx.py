@@ -400,7 +400,7 @@ def test_a_flood_from_one_client_gets_429_while_another_conversation_goes_on(sta
     assert set(passed) <= {400}, set(passed)  # the channel's answer to an empty body
     # burst 40, then 10 a second: the rest was refused by nginx
     assert len(passed) <= 40 + 10 * seconds + 5, (len(passed), len(statuses), seconds)
-    assert statuses.count(429) >= len(statuses) - len(passed) > 100
+    assert len(statuses) - len(passed) > 100
 
 
 @pytest.mark.model
@@ -469,13 +469,19 @@ def test_the_console_block_allows_its_network_only_and_limits_sign_in(stack):
 @pytest.mark.model
 @pytest.mark.slow
 def test_nginx_logs_no_address_no_query_and_no_token(stack):
-    """Runs last in this file (pytest keeps the order): every request above is in the logs."""
-    public(stack, "GET", f"/webhooks/webchat/?session={WEBCHAT_SESSION}")
+    """Runs last in this file (pytest keeps the order), so every request above is in the logs
+    too; these few make it stand alone."""
+    for source in ("127.0.0.1", FLOODER):
+        public(stack, "GET", f"/webhooks/webchat/?session={WEBCHAT_SESSION}", source=source)
+        public(stack, "GET", f"/status?token={TOKEN}", source=source)
+        request(stack.console_entry, "GET", f"/sign-in?next=/cases/1&token={TOKEN}",
+                source=source, context=stack.context)
+    request(stack.redirect, "GET", f"/version?token={TOKEN}")
     time.sleep(0.2)
     logs = {path.name: path.read_text() for path in stack.folder.glob("*.log")
             if path.name.startswith("helpline")}
-    assert logs["helpline-access.log"].count("\n") > 100
-    assert "helpline-console-access.log" in logs
+    assert logs["helpline-access.log"].count("\n") >= 5
+    assert logs["helpline-console-access.log"].count("\n") >= 2
     for name, text in logs.items():
         for secret in (FLOODER, "127.0.0.1", TOKEN, WEBCHAT_SESSION, "+1555", "?"):
             assert secret not in text, (name, secret)
