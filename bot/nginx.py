@@ -166,13 +166,18 @@ def add_parser(commands) -> None:
                         help="the console's certificate (default: the public one)")
     parser.add_argument("--console-certificate-key", default="",
                         help="its private key (default: the public one's)")
+    parser.add_argument("--rasa-port", type=int,
+                        help="the Rasa server's port on 127.0.0.1 (default: HELPLINE_RASA_PORT)")
+    parser.add_argument("--console-port", type=int,
+                        help="the console's port on 127.0.0.1 (default: HELPLINE_CONSOLE_PORT)")
     parser.add_argument("--log-dir", default=defaults.log_dir,
                         help="where nginx writes the helpline's logs (default: %(default)s)")
     parser.add_argument("--output", "-o", help="write to this file instead of the terminal")
 
 
 def nginx_command(settings: Settings, args: argparse.Namespace) -> int:
-    """``helpline nginx-config``: the Rasa and console ports come from the settings."""
+    """``helpline nginx-config``: the Rasa and console ports come from the settings unless
+    given."""
     config = NginxConfig(
         server_name=args.server_name, listen=args.listen, redirect_listen=args.redirect_listen,
         certificate=args.certificate, certificate_key=args.certificate_key,
@@ -180,7 +185,8 @@ def nginx_command(settings: Settings, args: argparse.Namespace) -> int:
         console_allow=tuple(args.console_allow or NginxConfig().console_allow),
         console_certificate=args.console_certificate,
         console_certificate_key=args.console_certificate_key,
-        rasa_port=settings.rasa_port, console_port=settings.console_port, log_dir=args.log_dir)
+        rasa_port=args.rasa_port or settings.rasa_port,
+        console_port=args.console_port or settings.console_port, log_dir=args.log_dir)
     try:
         text = render_config(config)
     except NginxConfigError as exc:

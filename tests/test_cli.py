@@ -154,3 +154,17 @@ def test_the_exposure_check_reads_the_channel_names_of_the_credentials_file(tmp_
     assert cli.check_exposure(settings, production) == [
         "credentials.yml: expected a mapping of channels"]
     assert cli.check_exposure(settings, tmp_path / "missing.yml") == []
+
+
+def test_scripts_start_checks_first_and_keeps_the_action_server_on_loopback():
+    """scripts/start runs `helpline check` (set -e) before it starts any server, and starts the
+    action server on 127.0.0.1 whatever HELPLINE_BIND says."""
+    script = (PROJECT_ROOT / "scripts" / "start").read_text(encoding="utf-8")
+    lines = [line.strip() for line in script.splitlines() if not line.strip().startswith("#")]
+    assert "set -euo pipefail" in lines
+    check = lines.index("helpline check")
+    starts = [i for i, line in enumerate(lines) if "rasa run" in line]
+    assert len(starts) == 2 and check < min(starts)
+    actions = lines[starts[0]]
+    assert actions.startswith("SANIC_HOST=127.0.0.1 rasa run actions")
+    assert "--enable-api" in script and 'API=(); [ -n "${HELPLINE_RASA_TOKEN:-}" ]' in script

@@ -112,8 +112,14 @@ def test_the_command_writes_the_file_and_refuses_bad_values(tmp_path, capsys, mo
     text = output.read_text()
     assert "server 127.0.0.1:6005;" in text and "server_name help.example.net;" in text
     assert "allow 10.8.0.0/24;\n    allow 10.9.0.7/32;\n    deny all;" in text
+    assert main(["nginx-config", "--rasa-port", "7005", "--console-port", "7010",
+                 "-o", str(output)]) == 0
+    text = output.read_text()
+    assert "server 127.0.0.1:7005;" in text and "server 127.0.0.1:7010;" in text
     assert main(["nginx-config", "--listen", "443;"]) == 2
     assert "--listen: expected PORT" in capsys.readouterr().err
+    assert main(["nginx-config", "--rasa-port", "70000"]) == 2
+    assert "--rasa-port: not a port number" in capsys.readouterr().err
 
 
 @needs_nginx
@@ -306,6 +312,7 @@ def test_the_web_chat_page_and_its_files_come_through_with_hsts(stack):
         assert headers["Strict-Transport-Security"] == "max-age=63072000"
         assert headers["Server"] == "nginx"
         assert "no-store" in headers["Cache-Control"]  # the channel's own headers pass
+        assert len(headers.get_all("X-Content-Type-Options")) == 1
     status, headers, _ = public(stack, "GET", "/webhooks/webchat")
     assert status == 301 and headers["Location"].endswith("/webhooks/webchat/")
     status, headers, _ = public(stack, "GET", "/status")
