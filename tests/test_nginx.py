@@ -351,6 +351,17 @@ def test_an_oversized_body_is_refused_before_rasa(stack):
     assert status == 413 and headers["Server"] == "nginx"
     status, _, _ = webchat(stack, big)
     assert status == 413
+    # the same without a length announced (chunked): nginx counts as it reads
+    connection = http.client.HTTPSConnection("127.0.0.1", stack.public, context=stack.context,
+                                             timeout=60)
+    try:
+        connection.request("POST", "/webhooks/webchat/webhook",
+                            body=(b"x" * 8192 for _ in range(13)), encode_chunked=True,
+                            headers={"Content-Type": "application/json",
+                                     "Transfer-Encoding": "chunked"})
+        assert connection.getresponse().status == 413
+    finally:
+        connection.close()
     # below the limit the same request reaches the channel, which answers for itself
     params["Body"] = "x" * 2000
     signature = RequestValidator(stack.twilio.auth_token).compute_signature(stack.sms_url, params)
