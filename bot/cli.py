@@ -40,6 +40,9 @@ Usage:
                               check an edited sheet (keys, placeholders, length, SMS words)
     helpline console [--insecure-cookies]
                               serve the caseworker console on HELPLINE_BIND:HELPLINE_CONSOLE_PORT
+    helpline nginx-config [--server-name N] [--console-listen A] [--console-allow NET]... [-o F]
+                              the nginx configuration of the public entry and the console
+                              (deploy/nginx/helpline.conf filled in)
 """
 
 from __future__ import annotations
@@ -136,7 +139,33 @@ def check(settings: Settings) -> list[str]:
     except ValueError as exc:
         problems.append(str(exc))
     problems += check_secrets(settings)
+    problems += check_exposure(settings)
     return problems
+
+
+# Channels that let anyone speak as anyone (no signature, secret or session check).
+OPEN_CHANNELS = ("channels.rest.HelplineRestInput", "rest", "rasa.core.channels.rest.RestInput")
+
+
+def check_exposure(settings: Settings, credentials: Path = PROJECT_ROOT / "credentials.yml"
+                   ) -> list[str]:
+    """Rasa's API token, and what the settings would expose without the proxy (scripts/start
+    runs the Rasa server with ``credentials``)."""
+    import yaml
+
+    from bot.settings import exposure_problems, token_problem
+
+    problems = [p for p in [token_problem(settings.rasa_token)] if p]
+    channels: dict = {}
+    if credentials.exists():
+        try:  # the channel names only: no ${VAR} needs to be set for this check
+            channels = yaml.safe_load(credentials.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            problems.append(f"{credentials.name}: not YAML ({exc})")
+    if not isinstance(channels, dict):
+        problems.append(f"{credentials.name}: expected a mapping of channels")
+        channels = {}
+    return problems + exposure_problems(settings, [c for c in OPEN_CHANNELS if c in channels])
 
 
 def check_secrets(settings: Settings) -> list[str]:
@@ -618,6 +647,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     from bot.messages_sheet import add_parser as add_messages_parser
 
     add_messages_parser(commands)  # helpline messages sheet|check
+    from bot.nginx import add_parser as add_nginx_parser
+
+    add_nginx_parser(commands)  # helpline nginx-config
     args = parser.parse_args(argv)
 
     try:
@@ -704,6 +736,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         from bot.messages_sheet import messages_command
 
         return messages_command(settings, args)
+    if args.command == "nginx-config":
+        from bot.nginx import nginx_command
+
+        return nginx_command(settings, args)
     return 2
 
 

@@ -6,10 +6,13 @@ step with ``SETTINGS_DOC``). Reading settings does no I/O beyond ``os.environ``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
+import urllib.parse
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Sequence
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BOT_DIR = Path(__file__).resolve().parent
@@ -25,7 +28,9 @@ SETTINGS_DOC: dict[str, tuple[str, str, str]] = {
     "HELPLINE_BIND": (
         "bind",
         "127.0.0.1",
-        "Address the servers listen on; 0.0.0.0 only behind a reverse proxy that adds TLS.",
+        "Address the Rasa server and the console listen on (the action server: always "
+        "127.0.0.1). Keep 127.0.0.1 with nginx in front (deploy/nginx/helpline.conf); `helpline "
+        "check` refuses another address while Rasa's API or the REST channel is on.",
     ),
     "HELPLINE_RASA_PORT": ("rasa_port", "5005", "Port of the Rasa server."),
     "HELPLINE_ACTION_PORT": ("action_port", "5055", "Port of the action server."),
@@ -92,11 +97,21 @@ SETTINGS_DOC: dict[str, tuple[str, str, str]] = {
         "rasa_token",
         "",
         "Token of the Rasa server's HTTP API (rasa run --enable-api --auth-token); the console "
-        "sends caseworkers' replies through it.",
+        "sends caseworkers' replies through it. At least 32 random characters (letters, digits, "
+        "- _ . ~); the API is only on 127.0.0.1.",
     ),
 }
 
 TRACKER_STORES = ("sql", "redis", "memory")
+# Rasa's API token: it travels in the query string (``?token=``), so URL-safe characters only.
+MIN_TOKEN_LENGTH = 32
+_TOKEN_CHARACTERS = re.compile(r"^[A-Za-z0-9._~-]+$")
+_TOKEN_CLASSES = (re.compile(r"[a-z]"), re.compile(r"[A-Z]"), re.compile(r"[0-9]"),
+                  re.compile(r"[._~-]"))
+MIN_TOKEN_DISTINCT = 10  # 32 hex digits have about 14 different ones
+MAKE_TOKEN = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+PROXY_ADVICE = ("set HELPLINE_BIND=127.0.0.1 and put nginx in front "
+                "(deploy/nginx/helpline.conf, README: \"Putting it on the internet\")")
 
 
 class SettingsError(ValueError):
@@ -174,6 +189,68 @@ class Settings:
         if values["log_level"] not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise SettingsError(f"HELPLINE_LOG_LEVEL: unknown level {raw['log_level']!r}")
         return cls(**values)
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and ``localhost``: reachable from this machine only."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def token_problem(token: str) -> Optional[str]:
+    """Why ``token`` is too weak for Rasa's API (None when it will do).
+
+    Anyone holding the token can read every conversation and speak as anyone, so it must be
+    long and random: at least ``MIN_TOKEN_LENGTH`` URL-safe characters of at least two kinds
+    (lower case, upper case, digits, ``- _ . ~``) with ``MIN_TOKEN_DISTINCT`` different ones.
+    """
+    if not token:
+        return None
+    advice = f"make one with: {MAKE_TOKEN}"
+    if len(token) < MIN_TOKEN_LENGTH:
+        return (f"HELPLINE_RASA_TOKEN is {len(token)} characters; it must be at least "
+                f"{MIN_TOKEN_LENGTH} random characters: {advice}")
+    if not _TOKEN_CHARACTERS.match(token):
+        return ("HELPLINE_RASA_TOKEN may hold only letters, digits and - _ . ~ (it travels in a "
+                f"URL): {advice}")
+    kinds = sum(1 for kind in _TOKEN_CLASSES if kind.search(token))
+    if kinds < 2 or len(set(token)) < MIN_TOKEN_DISTINCT:
+        return f"HELPLINE_RASA_TOKEN does not look random (too few kinds of characters): {advice}"
+    return None
+
+
+def exposure_problems(settings: "Settings", open_channels: Sequence[str] = ()) -> list[str]:
+    """Settings that would put Rasa's HTTP API, an unauthenticated channel or the action server
+    where others can reach them without the proxy, each with what to do instead.
+
+    Args:
+        settings: the settings to check.
+        open_channels: the unauthenticated channels (the REST channel) of the credentials file
+            the Rasa server is started with.
+    """
+    problems = []
+    if not is_loopback(settings.bind):
+        if settings.rasa_token:
+            problems.append(
+                f"HELPLINE_BIND={settings.bind} with HELPLINE_RASA_TOKEN set would put Rasa's HTTP "
+                f"API (every conversation, the model) on {settings.bind}: {PROXY_ADVICE}")
+        for channel in open_channels:
+            problems.append(
+                f"HELPLINE_BIND={settings.bind} would put the {channel} channel of credentials.yml "
+                "(no authentication: anyone could speak as anyone) on "
+                f"{settings.bind}: {PROXY_ADVICE}, or leave that channel out "
+                "(deploy/credentials.sample.yml)")
+    action_host = urllib.parse.urlsplit(settings.action_url).hostname or ""
+    if not is_loopback(action_host):
+        problems.append(
+            f"HELPLINE_ACTION_URL={settings.action_url}: the action server listens on 127.0.0.1 "
+            "only (only the Rasa server on the same machine calls it); use "
+            f"http://127.0.0.1:{settings.action_port}/webhook")
+    return problems
 
 
 def _path(text: str) -> Path:

@@ -109,3 +109,62 @@ def test_chat_numbers_the_buttons_and_keeps_one_sender(fake_assistant, capsys):
 def test_chat_says_when_the_assistant_is_unreachable(capsys):
     cli.chat("http://127.0.0.1:9/webhooks/helpline/webhook", lines=["hello"])
     assert "cannot reach the assistant" in capsys.readouterr().out
+
+
+# -- issue 17 §1: `helpline check` (which scripts/start runs first) refuses a weak Rasa API
+# token and a setting that would expose the API or the REST channel without the proxy.
+
+TOKEN = "Zq3_vL9-xR2mT8kWp4Yb7NcJ0hGs5FdA1e"
+
+
+def test_check_refuses_a_weak_token(capsys, monkeypatch):
+    monkeypatch.setenv("HELPLINE_RASA_TOKEN", "secret")
+    assert cli.main(["check"]) == 2
+    err = capsys.readouterr().err
+    assert "HELPLINE_RASA_TOKEN is 6 characters; it must be at least 32" in err
+    assert "secrets.token_urlsafe(32)" in err
+
+
+def test_check_accepts_a_strong_token_on_loopback(capsys, monkeypatch):
+    monkeypatch.setenv("HELPLINE_RASA_TOKEN", TOKEN)
+    assert cli.main(["check"]) == 0
+    assert "configuration ok" in capsys.readouterr().out
+
+
+def test_check_refuses_the_api_or_the_rest_channel_on_another_address(capsys, monkeypatch):
+    """The shipped credentials.yml opens the REST channel (local use and tests)."""
+    monkeypatch.setenv("HELPLINE_BIND", "0.0.0.0")
+    monkeypatch.setenv("HELPLINE_RASA_TOKEN", TOKEN)
+    assert cli.main(["check"]) == 2
+    err = capsys.readouterr().err
+    assert "with HELPLINE_RASA_TOKEN set would put Rasa's HTTP API" in err
+    assert "channels.rest.HelplineRestInput channel of credentials.yml" in err
+    assert err.count("set HELPLINE_BIND=127.0.0.1 and put nginx in front") == 2
+    assert TOKEN not in err
+
+
+def test_the_exposure_check_reads_the_channel_names_of_the_credentials_file(tmp_path):
+    settings = Settings.from_env({"HELPLINE_BIND": "10.8.0.1"})
+    production = tmp_path / "credentials.yml"
+    production.write_text((PROJECT_ROOT / "deploy" / "credentials.sample.yml").read_text())
+    assert cli.check_exposure(settings, production) == []  # no ${VAR} needs to be set
+    production.write_text("rest: {}\nchannels.webchat.WebChatInput: {}\n")
+    assert "the rest channel" in cli.check_exposure(settings, production)[0]
+    production.write_text("- a list\n")
+    assert cli.check_exposure(settings, production) == [
+        "credentials.yml: expected a mapping of channels"]
+    assert cli.check_exposure(settings, tmp_path / "missing.yml") == []
+
+
+def test_scripts_start_checks_first_and_keeps_the_action_server_on_loopback():
+    """scripts/start runs `helpline check` (set -e) before it starts any server, and starts the
+    action server on 127.0.0.1 whatever HELPLINE_BIND says."""
+    script = (PROJECT_ROOT / "scripts" / "start").read_text(encoding="utf-8")
+    lines = [line.strip() for line in script.splitlines() if not line.strip().startswith("#")]
+    assert "set -euo pipefail" in lines
+    check = lines.index("helpline check")
+    starts = [i for i, line in enumerate(lines) if "rasa run" in line]
+    assert len(starts) == 2 and check < min(starts)
+    actions = lines[starts[0]]
+    assert actions.startswith("SANIC_HOST=127.0.0.1 rasa run actions")
+    assert "--enable-api" in script and 'API=(); [ -n "${HELPLINE_RASA_TOKEN:-}" ]' in script
