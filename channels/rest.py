@@ -82,11 +82,15 @@ def parse_request(body: Any) -> tuple[str, str, dict]:
 
 
 def json_body(request: Request) -> Any:
-    """The request's JSON body, or None when it is not JSON."""
+    """The request's JSON body, or None when it is not JSON: not JSON at all, nested too
+    deep to read, or holding a string that is not Unicode text (a lone surrogate such as
+    "\\ud800", which JSON allows and UTF-8 cannot encode)."""
     try:
-        return request.json
-    except Exception:  # sanic raises its own error types for bad JSON
+        body = request.json
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except Exception:  # sanic's own errors for bad JSON, RecursionError, UnicodeEncodeError
         return None
+    return body
 
 
 def read_request(request: Request) -> tuple[str, str, dict]:

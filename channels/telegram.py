@@ -79,6 +79,7 @@ from bot.services.reply import location_payload
 from bot.settings import Settings
 from channels.gateway import Admitted, Gateway, limit_request_size
 from channels.menus import TurnCollector, payloads_of
+from channels.rest import json_body
 from channels.telegram_api import (
     DELETE_WINDOW_SECONDS, SendError, TelegramConfig, TelegramSender, deletable, fits_callback,
     keyboard,
@@ -328,10 +329,7 @@ class TelegramInput(InputChannel):
         if not self.secret_matches(request.headers.get(SECRET_HEADER)):
             logger.warning("telegram channel: refused an update without the right secret token")
             return response.json({"error": "wrong or missing secret token"}, status=403)
-        try:
-            body = request.json
-        except Exception:  # sanic raises its own error types for bad JSON
-            body = None
+        body = json_body(request)
         try:
             incoming = read_update(body, self.sender.bot)
         except RequestError as exc:

@@ -122,3 +122,12 @@ async def test_a_malformed_update_with_the_right_secret_is_refused_without_a_tur
     assert status == 400 and answer["error"]
     await served.post(update(message=message("hello")))  # the channel still answers
     assert served.rasa.texts == ["hello"]
+
+
+async def test_text_that_is_not_unicode_is_refused_without_a_turn(served):
+    """JSON allows a lone surrogate ("\\ud800"), which no UTF-8 text can hold."""
+    body = ('{"update_id": 9, "message": {"message_id": 1, "date": 1, "text": "\\ud800 hi", '
+            '"chat": {"id": %d, "type": "private"}}}' % CHAT_ID).encode()
+    status, answer = await served.post(body, raw=True)
+    assert status == 400 and answer["error"]
+    assert served.rasa.texts == []
