@@ -24,6 +24,9 @@ MESSAGES_DIR = Path(__file__).resolve().parent / "messages"
 RESPONSES_FILE = Path(__file__).resolve().parent / "domain" / "responses.yml"
 RULES_DIR = Path(__file__).resolve().parent.parent / "data" / "stories"
 MAX_MESSAGE_CHARS = 320
+# The only placeholder a channel text may have: the web chat page's words, filled from the
+# deployment by channels.webchat.page_words.
+PAGE_PLACEHOLDERS = {"keep_hours"}
 # Placeholders a text may use; each is filled from a slot or by the action that sends it.
 PLACEHOLDERS = {"org_name", "contacts",
                 # the subscription's consent and its renewal (actions/campaigns.py)
@@ -163,7 +166,8 @@ def load_catalog(directory: Path = MESSAGES_DIR) -> Catalog:
         for key, text in channel[language].items():
             if len(text) > MAX_MESSAGE_CHARS:
                 problems.append(f"{language}.yml: channel text {key} is too long")
-            if any(f for _, f, _, _ in string.Formatter().parse(text)):
+            fields = {f for _, f, _, _ in string.Formatter().parse(text) if f}
+            if fields - (PAGE_PLACEHOLDERS if key.startswith("web_") else set()):
                 problems.append(f"{language}.yml: channel text {key} has a placeholder")
         for key in sorted(set(payloads) - set(buttons[language])):
             problems.append(f"{language}.yml: button title {key} missing")

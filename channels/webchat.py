@@ -92,7 +92,8 @@ def page_words(deployment: Deployment, catalog: Catalog) -> dict[str, Any]:
             for code in deployment.languages
         ],
         "words": {
-            code: {k: v for k, v in catalog.channel[code].items() if k.startswith("web_")}
+            code: {k: v.replace("{keep_hours}", str(deployment.retention.conversation_idle_hours))
+                   for k, v in catalog.channel[code].items() if k.startswith("web_")}
             for code in deployment.languages
         },
     }

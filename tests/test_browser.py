@@ -118,7 +118,8 @@ def test_a_conversation_with_buttons_and_the_keyboard(session, server):
     page = session.page
     open_chat(session, server)
     assert page.locator("#start .choices button").all_inner_texts() == LANGUAGES
-    assert page.locator(".privacy").inner_text() == EN["web_privacy_note"]
+    assert page.locator(".privacy").inner_text() == EN["web_privacy_note"].replace(
+        "{keep_hours}", "24")  # the sample deployment's conversation_idle_hours
     assert page.locator("#log").get_attribute("aria-live") == "polite"
     assert page.locator("label[for=message]").inner_text() == EN["web_message_label"]
     session.shot("first-screen")

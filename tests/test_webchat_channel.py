@@ -326,3 +326,16 @@ async def test_a_message_pushed_during_the_persons_turn_waits_for_the_next_poll(
         # the turn's buttons are still remembered: "2" is the second option
         await client.post(f"{PREFIX}/webhook", json={"sender": SESSION, "message": "2"})
     assert stub.seen[-1].text == "/deny"
+
+
+@pytest.mark.parametrize("language", ["en", "fr", "ar", "es"])
+def test_the_privacy_note_says_what_is_kept_and_for_how_long(sample, language):
+    """Issue 16: the note said "we keep nothing that shows who you are", while choices and
+    answers are kept for the deployment's conversation_idle_hours and a hand-off keeps the
+    messages, encrypted, until the case closes. The hours come from the deployment."""
+    from channels.webchat import page_words
+
+    sample["retention"]["conversation_idle_hours"] = 36
+    note = page_words(parse_deployment(sample), CATALOG)["words"][language]["web_privacy_note"]
+    assert "36" in note and "{keep_hours}" not in note
+    assert "24" not in note
