@@ -910,3 +910,26 @@ async def test_the_logs_carry_no_address_text_or_token(db, twilio, telegram, cap
     secrets += [twilio.auth_token, telegram.token, telegram.token.split(":")[1]]
     found = [s for s in secrets if s in logged]
     assert found == []
+
+
+async def test_a_removed_subscriber_leaves_no_provider_message_id(any_db, twilio, telegram):
+    """Issue 16 (do no harm): a Twilio MessageSid leads to the number in the provider's logs;
+    once a subscriber is gone (STOP, erasure, consent expired, a permanent failure) their
+    outbox rows keep the campaign's counts but not the provider's ids. Others' stay."""
+    people = any_db.subscribe(4, "sms") + any_db.subscribe(1, "telegram")
+    campaign = any_db.campaign("refs")
+    any_db.queue(campaign, people)
+    await dispatch(any_db, twilio, telegram)
+    assert all(any_db.row_of(p, campaign)["provider_ref"] for p in people)
+    subscribers = any_db.subscribers
+    assert subscribers.remove(people[0].conversation_id)  # STOP or a quick exit
+    assert subscribers.remove_id(people[4].id)  # a permanent failure
+    assert subscribers.expire(1, ids=[people[1].id], now=NOW + dt.timedelta(days=800)) == 1
+    rows = {r["id"]: r for r in any_db.rows(campaign)}
+    kept = [r["provider_ref"] for r in rows.values() if r["subscriber_id"] is not None]
+    gone = [r["provider_ref"] for r in rows.values() if r["subscriber_id"] is None]
+    assert len(gone) == 3 and gone == [None, None, None]
+    assert len(kept) == 2 and all(kept)
+    assert subscribers.expire(1, now=NOW + dt.timedelta(days=800)) == 2  # all the others
+    assert {r["provider_ref"] for r in any_db.rows(campaign)} == {None}
+    assert any_db.states(campaign) == {"sent": 5}

@@ -37,7 +37,7 @@ import sqlalchemy as sa
 from cryptography.fernet import InvalidToken, MultiFernet
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.campaigns.models import SUBSCRIBER_CHANNELS, Subscriber
+from bot.campaigns.models import SUBSCRIBER_CHANNELS, OutboxMessage, Subscriber
 
 LANGUAGES = ("en", "fr", "ar", "es")
 
@@ -162,9 +162,19 @@ class Subscribers:
             row.address = self._fernet.encrypt(address.encode("utf-8"))
             return True
 
+    @staticmethod
+    def _forget_refs(session: Session, *condition: sa.sql.ColumnElement) -> None:
+        """Clears the provider's message ids (a Twilio MessageSid leads to the number in the
+        provider's logs) from the outbox rows of the subscribers about to be deleted: what
+        stays of their messages is the campaign's counts, as for every message."""
+        chosen = sa.select(Subscriber.id).where(*condition)
+        session.execute(sa.update(OutboxMessage).where(OutboxMessage.subscriber_id.in_(chosen))
+                        .values(provider_ref=None).execution_options(synchronize_session=False))
+
     def remove(self, conversation_id: str) -> bool:
         """Deletes the subscriber with the address; False if there was none."""
         with self._sessions.begin() as session:
+            self._forget_refs(session, Subscriber.conversation_id == conversation_id)
             deleted = session.execute(
                 sa.delete(Subscriber).where(Subscriber.conversation_id == conversation_id))
             return bool(deleted.rowcount)
@@ -172,6 +182,7 @@ class Subscribers:
     def remove_id(self, subscriber_id: int) -> bool:
         """Deletes a subscriber by id (a permanent delivery failure: blocked, invalid)."""
         with self._sessions.begin() as session:
+            self._forget_refs(session, Subscriber.id == subscriber_id)
             deleted = session.execute(sa.delete(Subscriber).where(Subscriber.id == subscriber_id))
             return bool(deleted.rowcount)
 
@@ -195,9 +206,12 @@ class Subscribers:
         with self._sessions.begin() as session:
             condition = Subscriber.consented_at < cutoff
             if ids is None:
+                self._forget_refs(session, condition)
                 return session.execute(sa.delete(Subscriber).where(condition)).rowcount or 0
             wanted, count = sorted(set(ids)), 0
             for start in range(0, len(wanted), 500):  # short IN lists for SQLite
+                self._forget_refs(session, condition,
+                                  Subscriber.id.in_(wanted[start:start + 500]))
                 count += session.execute(
                     sa.delete(Subscriber).where(condition,
                                                 Subscriber.id.in_(wanted[start:start + 500]))
