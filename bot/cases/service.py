@@ -85,6 +85,43 @@ class HandOff:
         return deployment.human_cover.is_covered(now) and self._users(self.url).signed_in_count() > 0
 
 
+# A case's hold ends this long after the end of the shift of cover the person was told of
+# ("a caseworker will write to you from Mon 08:00"): time for a reply begun at the end of that
+# shift, and for the hourly housekeeping. Then the ordinary idle times apply again.
+HOLD_MARGIN = dt.timedelta(hours=1)
+# In a bot message's metadata (``connect``): the reply route of the conversation is kept until
+# this time (ISO 8601), for the channel's ``Gateway.remember_turn``.
+ROUTE_HOLD = "hold_route_until"
+
+
+def hold_for(deployment: Deployment, now: dt.datetime) -> dt.datetime:
+    """Until when a case opened at ``now`` keeps what a caseworker's reply needs (the case and
+    the reply route, not the conversation's events): the end of the next shift of cover
+    starting at or after ``now`` (``HumanCover.keep_until``), plus ``HOLD_MARGIN``. A promise
+    of "a caseworker will write to you from <the next opening>" must be keepable (GPC guide,
+    004 line 1116: "DO NOT ... make false promises")."""
+    return deployment.human_cover.keep_until(now) + HOLD_MARGIN
+
+
+def route_hold(until: Optional[dt.datetime]) -> dict:
+    """The metadata telling the channel to keep the reply route until ``until``."""
+    return {ROUTE_HOLD: until.isoformat()} if until is not None else {}
+
+
+def route_hold_of(messages) -> Optional[dt.datetime]:
+    """The latest ``ROUTE_HOLD`` among a turn's bot messages, or None."""
+    times = []
+    for message in messages:
+        value = (message.get("metadata") or {}).get(ROUTE_HOLD)
+        try:
+            moment = dt.datetime.fromisoformat(value) if isinstance(value, str) else None
+        except ValueError:
+            moment = None
+        if moment is not None and moment.tzinfo is not None:
+            times.append(moment)
+    return max(times, default=None)
+
+
 # In the case's transcript when the provider refuses a reply because the person's number
 # opted out (Twilio error 21610, after STOP, END, QUIT...): caseworkers read it in the console.
 REPLIES_BLOCKED = ("The person's number blocks replies from this line: it sent STOP or another "
