@@ -123,13 +123,14 @@ class HumanCover:
 
     def keep_until(self, moment: dt.datetime) -> dt.datetime:
         """Until when a request for a person made at ``moment`` must be answerable: the end of
-        the next period of cover that starts at or after ``moment`` (made within a shift: the
-        rest of it and the whole of the next). ``moment`` itself (UTC) when no period starts
-        within a week: no cover at all, or cover without a break, where the ordinary idle
-        times are enough."""
+        the period of cover that starts next after ``moment`` (at ``next_opening``, the time
+        the person is told when nobody is on shift; made within a shift: the rest of it and
+        the whole of the next). ``moment`` itself (UTC) when no period starts within a week:
+        no cover at all, or cover without a break (where the ordinary idle times are enough).
+        """
         now = moment.astimezone(dt.timezone.utc)
         for start, end in self.periods(now, days=16):  # a period that starts within the
-            if now <= start < now + dt.timedelta(days=7):  # week ends within 16 days
+            if now < start < now + dt.timedelta(days=7):  # week ends within 16 days
                 return end
         return now
 

@@ -162,6 +162,8 @@ class Cases:
             problems.append("held_until must be a time with its time zone")
         if problems:
             raise CaseError("; ".join(problems))
+        if held_until is not None:
+            held_until = held_until.astimezone(dt.timezone.utc)  # every time stored is UTC
         with self._sessions.begin() as session:
             existing = self._open_row(session, conversation_id)
             if existing is not None:
