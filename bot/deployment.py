@@ -134,6 +134,15 @@ class HumanCover:
                 return end
         return now
 
+    def longest_gap(self, moment: dt.datetime) -> Optional[tuple[dt.datetime, dt.datetime]]:
+        """The longest time without cover beginning in the week from ``moment`` (start, end;
+        UTC), or None when there is no cover, or no break in it."""
+        now = moment.astimezone(dt.timezone.utc)
+        periods = self.periods(now, days=15)
+        gaps = [(earlier[1], later[0]) for earlier, later in zip(periods, periods[1:])
+                if now <= earlier[1] < now + dt.timedelta(days=7)]
+        return max(gaps, key=lambda gap: gap[1] - gap[0], default=None)
+
 
 @dataclass(frozen=True)
 class Retention:

@@ -13,7 +13,10 @@ promises".
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+import tempfile
 import time
+from pathlib import Path
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
@@ -34,6 +37,7 @@ from bot.privacy.keys import load_secrets
 from bot.privacy.routes import REDIS_PREFIX, MemoryRouteCache, RedisRouteCache, Route
 from bot.settings import PROJECT_ROOT, Settings
 from bot.storage import make_engine, session_factory, upgrade
+from bot.tracker_store import PrivateTrackerStore
 from tests.conftest import SAMPLE_DEPLOYMENT
 from tests.test_handoff import migrated
 
@@ -101,9 +105,19 @@ def test_without_cover_or_without_a_break_the_ordinary_idle_times_apply():
     assert cover({}).keep_until(lagos(2, 3)) == lagos(2, 3)
     always = cover({day: "00:00-24:00" for day in
                     ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")})
-    assert always.keep_until(lagos(2, 3)) == lagos(2, 3)
+    assert always.keep_until(lagos(2, 3)) == lagos(2, 3) and always.longest_gap(MONDAY) is None
     one_day = cover({"wednesday": "00:00-24:00"})
     assert one_day.keep_until(lagos(2, 3)) == lagos(10, 0)  # within Wednesday: next week's
+
+
+def test_helpline_check_names_the_longest_gap_and_the_hold_it_implies():
+    from bot.cli import cover_note
+
+    assert COVER.longest_gap(lagos(2, 12)) == (lagos(5, 13), lagos(7, 8))
+    note = cover_note(Settings.from_env())
+    assert "the longest gap is 43 h (Sat 13:00 to Mon 08:00, Africa/Lagos)" in note
+    assert "keeps its row and reply route up to 60 h (the end of the next shift + 1 h)" in note
+    assert cover({}).longest_gap(lagos(0, 0)) is None
 
 
 @pytest.mark.parametrize("asked,kept_utc", [
@@ -281,8 +295,7 @@ class Helpline:
         self.routes = MemoryRouteCache(secrets.fernet(), ROUTE_IDLE, clock=self.clock,
                                        wall_clock=self.clock)
         self.gateway = Gateway("sms", secrets, self.routes)
-        self.store = __import__("bot.tracker_store", fromlist=["x"]).PrivateTrackerStore(
-            DOMAIN, settings=settings)
+        self.store = PrivateTrackerStore(DOMAIN, settings=settings)
         self.store._last_purge = time.monotonic()  # no purge but the test's, by its clock
 
     async def request(self, address: str) -> str:
@@ -349,9 +362,14 @@ def sdk_tracker(sender: str, intent, slots: dict) -> Tracker:
 
 @pytest.fixture
 def helpline(tmp_path, monkeypatch):
-    line = Helpline(tmp_path, monkeypatch)
+    # hundreds of commits: on a memory-backed file system where there is one (no disk syncs)
+    shm = Path("/dev/shm")
+    folder = Path(tempfile.mkdtemp(dir=shm)) if shm.is_dir() else tmp_path
+    line = Helpline(folder, monkeypatch)
     yield line
     line.routes.close()
+    if folder != tmp_path:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def shift_end(opening: dt.datetime) -> dt.datetime:

@@ -13,6 +13,7 @@ import datetime as dt
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Optional
+from zoneinfo import ZoneInfo
 
 from bot.cases.queue import Cases
 from bot.deployment import Deployment
@@ -101,6 +102,24 @@ def hold_for(deployment: Deployment, now: dt.datetime) -> dt.datetime:
     of "a caseworker will write to you from <the next opening>" must be keepable (GPC guide,
     004 line 1116: "DO NOT ... make false promises")."""
     return deployment.human_cover.keep_until(now) + HOLD_MARGIN
+
+
+def hold_note(deployment: Deployment, moment: dt.datetime) -> str:
+    """For ``helpline check``: the longest gap in the hours of cover and the longest a waiting
+    case is then held, against the retention times ("" when there is no gap)."""
+    cover = deployment.human_cover
+    gap = cover.longest_gap(moment)
+    if gap is None:
+        return ""
+    starts = [start for start, _ in cover.periods(moment, days=7)]
+    longest = max(hold_for(deployment, start) - start for start in starts)
+    zone = ZoneInfo(cover.timezone)
+    hours = lambda span: f"{span.total_seconds() / 3600:g} h"  # noqa: E731
+    return (f"hours of cover: the longest gap is {hours(gap[1] - gap[0])} "
+            f"({gap[0].astimezone(zone):%a %H:%M} to {gap[1].astimezone(zone):%a %H:%M}, "
+            f"{cover.timezone}); a case waiting for a caseworker keeps its row and reply route "
+            f"up to {hours(longest)} (the end of the next shift + {hours(HOLD_MARGIN)}), "
+            f"conversations go after {deployment.retention.conversation_idle_hours} h idle")
 
 
 def route_hold(until: Optional[dt.datetime]) -> dict:
