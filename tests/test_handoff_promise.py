@@ -39,7 +39,7 @@ from bot.settings import PROJECT_ROOT, Settings
 from bot.storage import make_engine, session_factory, upgrade
 from bot.tracker_store import PrivateTrackerStore
 from tests.conftest import SAMPLE_DEPLOYMENT
-from tests.test_handoff import migrated
+from tests.test_handoff import helpline, migrated  # noqa: F401  (a fixture)
 
 SAMPLE = load_deployment(SAMPLE_DEPLOYMENT)
 COVER = SAMPLE.human_cover  # Mon-Fri 08:00-20:00, Sat 09:00-13:00, Africa/Lagos
@@ -318,7 +318,7 @@ class Helpline:
 
     async def expire(self) -> None:
         """Every expiry there is, at the clock's time: the tracker store's purge (the Rasa
-        server's job, ``helpline purge``) and the cases' idle rule (the console's hourly
+        server's job, ``line purge``) and the cases' idle rule (the console's hourly
         housekeeping); the route cache expires by the same clock."""
         await self.store.purge(now=self.clock.unix)
         self.cases.expire_idle(SAMPLE.retention.conversation_idle_hours)
@@ -361,7 +361,7 @@ def sdk_tracker(sender: str, intent, slots: dict) -> Tracker:
 
 
 @pytest.fixture
-def helpline(tmp_path, monkeypatch):
+def line(tmp_path, monkeypatch):
     # hundreds of commits: on a memory-backed file system where there is one (no disk syncs)
     shm = Path("/dev/shm")
     folder = Path(tempfile.mkdtemp(dir=shm)) if shm.is_dir() else tmp_path
@@ -388,68 +388,68 @@ def every_hour_of_the_week():
 
 
 @pytest.mark.parametrize("when", ["at the next opening", "at the end of that shift"])
-async def test_a_request_at_any_hour_of_the_week_gets_the_caseworkers_reply(helpline, when):
+async def test_a_request_at_any_hour_of_the_week_gets_the_caseworkers_reply(line, when):
     for n, asked in enumerate(every_hour_of_the_week()):
-        helpline.clock.set(asked)
+        line.clock.set(asked)
         address = f"+999 555 {n:04d}"
-        sender = await helpline.request(address)
+        sender = await line.request(address)
         opening = COVER.next_opening(asked)  # "a caseworker will write to you from <opening>"
-        helpline.clock.set(opening + dt.timedelta(minutes=5) if when == "at the next opening"
-                           else shift_end(opening) - dt.timedelta(minutes=5))
-        await helpline.expire()
-        gone = await helpline.store.retrieve_full_tracker(sender) is None
-        assert gone == (helpline.clock.utc() - asked > IDLE), asked  # the events went as ever
-        channel, said, route = await helpline.caseworker_replies(sender)
+        line.clock.set(opening + dt.timedelta(minutes=5) if when == "at the next opening"
+                      else shift_end(opening) - dt.timedelta(minutes=5))
+        await line.expire()
+        gone = await line.store.retrieve_full_tracker(sender) is None
+        assert gone == (line.clock.utc() - asked > IDLE), asked  # the events went as ever
+        channel, said, route = await line.caseworker_replies(sender)
         assert said == [REPLY], asked
         assert route is not None and (route.channel, route.address) == (channel, address), asked
-        await helpline.forget(sender)
-        assert await helpline.gateway.reply_route(sender) is None  # a quick exit, at once
+        await line.forget(sender)
+        assert await line.gateway.reply_route(sender) is None  # a quick exit, at once
 
 
-async def test_when_nobody_answers_the_ordinary_idle_rules_take_over_after_the_hold(helpline):
+async def test_when_nobody_answers_the_ordinary_idle_rules_take_over_after_the_hold(line):
     for n, asked in enumerate(every_hour_of_the_week()):
-        helpline.clock.set(asked)
-        sender = await helpline.request(f"+999 555 {n:04d}")
+        line.clock.set(asked)
+        sender = await line.request(f"+999 555 {n:04d}")
         ends = max(hold_for(SAMPLE, asked), asked + IDLE)
-        helpline.clock.set(ends - dt.timedelta(minutes=1))
-        await helpline.expire()
-        assert helpline.cases.open_case_for(sender) is not None, asked
-        helpline.clock.set(ends + dt.timedelta(minutes=1))  # (reading the route would renew it)
-        await helpline.expire()
-        assert helpline.cases.open_case_for(sender) is None, asked
-        assert await helpline.gateway.reply_route(sender) is None, asked
+        line.clock.set(ends - dt.timedelta(minutes=1))
+        await line.expire()
+        assert line.cases.open_case_for(sender) is not None, asked
+        line.clock.set(ends + dt.timedelta(minutes=1))  # (reading the route would renew it)
+        await line.expire()
+        assert line.cases.open_case_for(sender) is None, asked
+        assert await line.gateway.reply_route(sender) is None, asked
 
 
-async def test_an_ordinary_conversation_still_loses_its_route_after_the_idle_time(helpline):
-    helpline.clock.set(lagos(5, 14))
-    admitted = await helpline.gateway.admit("+999 555 0900", "hello")
-    await helpline.gateway.remember_turn(admitted, [{"text": "Hello", "metadata": {}}])
-    helpline.clock.unix += ROUTE_IDLE + 1
-    assert await helpline.gateway.reply_route(admitted.conversation_id) is None
+async def test_an_ordinary_conversation_still_loses_its_route_after_the_idle_time(line):
+    line.clock.set(lagos(5, 14))
+    admitted = await line.gateway.admit("+999 555 0900", "hello")
+    await line.gateway.remember_turn(admitted, [{"text": "Hello", "metadata": {}}])
+    line.clock.unix += ROUTE_IDLE + 1
+    assert await line.gateway.reply_route(admitted.conversation_id) is None
 
 
-async def test_a_quick_exit_erases_a_held_route_and_case_at_once(helpline):
-    helpline.clock.set(lagos(5, 14))
-    sender = await helpline.request("+999 555 0901")
-    assert helpline.cases.held(sender, helpline.clock.utc())
-    helpline.clock.set(lagos(6, 16))  # Sunday: the conversation's events are gone
-    await helpline.expire()
-    assert await helpline.store.retrieve_full_tracker(sender) is None
-    assert await helpline.gateway.reply_route(sender) is not None
-    await helpline.forget(sender)
-    assert await helpline.gateway.reply_route(sender) is None
-    assert helpline.cases.open_case_for(sender) is None
+async def test_a_quick_exit_erases_a_held_route_and_case_at_once(line):
+    line.clock.set(lagos(5, 14))
+    sender = await line.request("+999 555 0901")
+    assert line.cases.held(sender, line.clock.utc())
+    line.clock.set(lagos(6, 16))  # Sunday: the conversation's events are gone
+    await line.expire()
+    assert await line.store.retrieve_full_tracker(sender) is None
+    assert await line.gateway.reply_route(sender) is not None
+    await line.forget(sender)
+    assert await line.gateway.reply_route(sender) is None
+    assert line.cases.open_case_for(sender) is None
 
 
-async def test_the_persons_next_message_after_the_gap_goes_to_the_open_case(helpline):
+async def test_the_persons_next_message_after_the_gap_goes_to_the_open_case(line):
     """The tracker was deleted while the case waited: the new session reopens the hand-off, so
     the message goes to the caseworker instead of a greeting as to a stranger."""
     from actions.session import ActionSessionStart
 
-    helpline.clock.set(lagos(5, 14))
-    sender = await helpline.request("+999 555 0902")
-    helpline.clock.set(lagos(6, 18))
-    await helpline.expire()
+    line.clock.set(lagos(5, 14))
+    sender = await line.request("+999 555 0902")
+    line.clock.set(lagos(6, 18))
+    await line.expire()
     events = await ActionSessionStart().run(CollectingDispatcher(),
                                             sdk_tracker(sender, "greet", {"language": None}), {})
     assert SlotSet("handoff", "open") in events and SlotSet("language", "en") in events
@@ -474,3 +474,40 @@ def test_rasa_sends_to_latest_nowhere_when_the_conversation_has_no_events():
     named = SimpleNamespace(args={"output_channel": "sms"}, app=app)
     assert isinstance(_get_output_channel(latest, empty), CollectingOutputChannel)
     assert _get_output_channel(named, empty) == "the sms output"
+
+
+# -- with the trained assistant ------------------------------------------------------------------
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_after_the_conversation_expired_the_reply_and_the_next_message_find_the_case(
+        helpline):
+    """The trained assistant: the conversation's events are deleted while its case waits (the
+    idle purge of a held case); the caseworker's reply still goes out (Rasa starts a new
+    session, which reopens the hand-off) and the person's next message goes to the case."""
+    from bot.cases.service import cases_for
+    from rasa.core.channels.channel import CollectingOutputChannel
+
+    bot = helpline
+    sender = "c" + "e" * 31
+    bot.say(sender, "/change_language" + '{"language": "es"}')
+    assert bot.say(sender, "quiero hablar con una persona").responses == ["utter_handoff_consent"]
+    assert bot.say(sender, "/affirm").slots["handoff"] == "open"
+    cases = cases_for(bot.url)
+    case = cases.open_case_for(sender)
+    assert case.held_until is not None and case.language == "es"
+    bot.loop.run_until_complete(bot.store.delete(sender))  # what the purge does to a held case
+    assert bot.stored_events(sender) == []
+
+    cases.claim(case.id, AMINA)
+    cases.record(case.id, "caseworker", "Hola, soy Amina.", AMINA)
+    output = CollectingOutputChannel()
+    bot.loop.run_until_complete(bot.agent.execute_action(
+        sender, "action_relay_caseworker", output, None, None))
+    assert [m.get("text") for m in output.messages] == ["Hola, soy Amina."]
+    turn = bot.say(sender, "gracias, estoy en un restaurante")
+    assert turn.responses == [] and turn.slots["handoff"] == "open"  # the assistant is quiet
+    assert cases.transcript(case.id, AMINA)[-1].text == "gracias, estoy en un restaurante"
+    assert bot.say(sender, "salir").responses == ["utter_quick_exit"]
+    assert cases.open_case_for(sender) is None
