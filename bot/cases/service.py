@@ -98,7 +98,7 @@ ROUTE_HOLD = "hold_route_until"
 def hold_for(deployment: Deployment, now: dt.datetime) -> dt.datetime:
     """Until when a case opened at ``now`` keeps what a caseworker's reply needs (the case and
     the reply route, not the conversation's events): the end of the next shift of cover
-    starting at or after ``now`` (``HumanCover.keep_until``), plus ``HOLD_MARGIN``. A promise
+    starting after ``now`` (``HumanCover.keep_until``), plus ``HOLD_MARGIN``. A promise
     of "a caseworker will write to you from <the next opening>" must be keepable (GPC guide,
     004 line 1116: "DO NOT ... make false promises")."""
     return deployment.human_cover.keep_until(now) + HOLD_MARGIN
