@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 from rasa_sdk import Tracker
 from rasa_sdk.events import EventType, SlotSet
@@ -40,19 +40,21 @@ def say(
     response: str,
     language: str,
     channel: str = "",
+    metadata: Optional[Dict[str, Any]] = None,
     **values: Any,
 ) -> None:
     """Sends catalog response ``response`` in ``language``, with ``channel``'s words (what to
     type to leave, how to choose; the words every channel shares when it is "").
 
     ``org_name`` is filled from the deployment; other placeholders come from ``values``.
-    The response name travels with the message (``utter_action``), as for Rasa's own responses.
+    The response name travels with the message (``utter_action``), as for Rasa's own responses;
+    ``metadata`` (for the channel, never stored) with the message's language.
     """
     values.setdefault("org_name", deployment().organisation_name)
     message = catalog().render(response, language, channel, **values)
     dispatcher.utter_message(
         text=message["text"], buttons=message.get("buttons"), utter_action=response,
-        metadata={"language": language},
+        metadata={**(metadata or {}), "language": language},
     )
 
 

@@ -23,7 +23,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.common import catalog, channel_of, deployment, language_of, say, say_with_contacts
 from bot.cases.models import LEVELS
 from bot.cases.queue import CHANNELS, MAX_MESSAGE_CHARS, CapReached, CaseError
-from bot.cases.service import HandOff
+from bot.cases.service import HandOff, hold_for, route_hold
 from bot.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -67,11 +67,13 @@ def connect(dispatcher: CollectingDispatcher, tracker: Tracker) -> List[EventTyp
     level = tracker.get_slot("triage_level") or "none"
     if level not in LEVELS:
         level = "none"  # "unknown" (every question skipped): the case has no triage level
-    try:
-        handoff.cases.open(tracker.sender_id, channel if channel in CHANNELS else "helpline",
-                           language, level, tracker.get_slot("triage_needs") or [],
-                           tracker.get_slot("service_place"),
-                           cap=deployment().max_new_cases_per_hour)
+    now = handoff.cases.now()
+    try:  # kept (case and reply route) until a caseworker can answer: see hold_for
+        case = handoff.cases.open(tracker.sender_id, channel if channel in CHANNELS else "helpline",
+                                  language, level, tracker.get_slot("triage_needs") or [],
+                                  tracker.get_slot("service_place"),
+                                  held_until=hold_for(deployment(), now),
+                                  cap=deployment().max_new_cases_per_hour)
     except CapReached:
         logger.warning("hand-off: the channel reached its cap of new cases this hour")
         say_with_contacts(dispatcher, tracker, "utter_handoff_busy", language)
@@ -80,12 +82,12 @@ def connect(dispatcher: CollectingDispatcher, tracker: Tracker) -> List[EventTyp
         logger.error("hand-off: the case could not be opened (%s)", type(exc).__name__)
         say_with_contacts(dispatcher, tracker, "utter_handoff_unavailable", language)
         return [SlotSet("offer", None)]
-    now = dt.datetime.now(dt.timezone.utc)
     if handoff.on_shift(deployment(), now):
-        say(dispatcher, "utter_handoff_queued", language, channel_of(tracker))
+        say(dispatcher, "utter_handoff_queued", language, channel_of(tracker),
+            metadata=route_hold(case.held_until))
     else:
         contacts = deployment().render_contacts(language, tracker.get_slot("area"))
-        say(dispatcher, "utter_handoff_after_hours", language,
+        say(dispatcher, "utter_handoff_after_hours", language, metadata=route_hold(case.held_until),
             when=next_opening_text(language, now), contacts=contacts)
     return [SlotSet("offer", None), SlotSet("handoff", "open")]
 

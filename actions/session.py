@@ -11,10 +11,13 @@ from rasa_sdk.forms import ValidationAction
 from rasa_sdk.types import DomainDict
 
 from actions.common import deployment
+from bot.settings import Settings
 
 
 class ActionSessionStart(Action):
-    """Starts a session with the deployment's organisation name and a language set."""
+    """Starts a session with the deployment's organisation name and a language set; a
+    conversation with an open hand-off case stays with its caseworker (``handoff`` open, the
+    case's language), even when its events were deleted for idleness while the case waited."""
 
     def name(self) -> Text:
         return "action_session_start"
@@ -26,12 +29,24 @@ class ActionSessionStart(Action):
         # A language chosen in an earlier session is kept (it identifies nobody); everything
         # else starts afresh.
         language = dep.language_or_default(tracker.get_slot("language"))
+        case = open_case(tracker.sender_id)
+        if case is not None:
+            language = dep.language_or_default(case.language)
         return [
             SessionStarted(),
             SlotSet("org_name", dep.organisation_name),
             SlotSet("language", language),
+            *([SlotSet("handoff", "open")] if case is not None else []),
             ActionExecuted("action_listen"),
         ]
+
+
+def open_case(conversation_id: str):
+    """The conversation's open hand-off case, or None (also where there are no cases tables)."""
+    from bot.cases.service import cases_for
+
+    cases = cases_for(Settings.from_env().database_url)
+    return cases.open_case_for(conversation_id) if cases is not None else None
 
 
 def previous_value(tracker: Tracker, slot: str) -> Any:

@@ -168,6 +168,17 @@ def check_exposure(settings: Settings, credentials: Path = PROJECT_ROOT / "crede
     return problems + exposure_problems(settings, [c for c in OPEN_CHANNELS if c in channels])
 
 
+def cover_note(settings: Settings) -> str:
+    """What the hours of cover mean for the hand-off (``bot.cases.service.hold_note``)."""
+    import datetime as dt
+
+    from bot.cases.service import hold_note
+    from bot.deployment import load_deployment
+
+    note = hold_note(load_deployment(settings.deployment_file), dt.datetime.now(dt.timezone.utc))
+    return note or "hours of cover: none, or without a break"
+
+
 def check_secrets(settings: Settings) -> list[str]:
     """Problems with the secrets (a missing file is fine: it is created on first run)."""
     import os
@@ -663,6 +674,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             print(problem, file=sys.stderr)
         if not problems:
             print("configuration ok")
+            print(cover_note(settings))
         return 2 if problems else 0
     if args.command == "build-domain":
         from bot.catalog import CatalogError, load_catalog, write_domain_file

@@ -98,6 +98,52 @@ class HumanCover:
                     return opening
         return None
 
+    def periods(self, moment: dt.datetime, days: int = 8
+                ) -> list[tuple[dt.datetime, dt.datetime]]:
+        """The periods of cover (start, end; UTC) from the local day of ``moment`` for ``days``
+        days, ranges that meet (Monday "20:00-24:00" and Tuesday "00:00-08:00") joined as one.
+        Local times become UTC through the time zone's rules, so a shift across a change of
+        daylight saving time lasts what the clocks on the wall say."""
+        zone = ZoneInfo(self.timezone)
+        first = moment.astimezone(zone).date()
+        ranges = []
+        for offset in range(days):
+            day = first + dt.timedelta(days=offset)
+            for start, end in self.hours.get(WEEKDAYS[day.weekday()], ()):
+                until = (dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), zone)
+                         if end == dt.time.max else dt.datetime.combine(day, end, zone))
+                ranges.append((dt.datetime.combine(day, start, zone).astimezone(dt.timezone.utc),
+                               until.astimezone(dt.timezone.utc)))
+        joined: list[tuple[dt.datetime, dt.datetime]] = []
+        for start, end in sorted(ranges):
+            if joined and start <= joined[-1][1]:
+                joined[-1] = (joined[-1][0], max(end, joined[-1][1]))
+            else:
+                joined.append((start, end))
+        return joined
+
+    def keep_until(self, moment: dt.datetime) -> dt.datetime:
+        """Until when a request for a person made at ``moment`` must be answerable: the end of
+        the period of cover that starts next after ``moment`` (at ``next_opening``, the time
+        the person is told when nobody is on shift; made within a shift: the rest of it and
+        the whole of the next). ``moment`` itself (UTC) when no period starts within a week:
+        no cover at all, or cover without a break (where the ordinary idle times are enough).
+        """
+        now = moment.astimezone(dt.timezone.utc)
+        for start, end in self.periods(now, days=16):  # a period that starts within the
+            if now < start < now + dt.timedelta(days=7):  # week ends within 16 days
+                return end
+        return now
+
+    def longest_gap(self, moment: dt.datetime) -> Optional[tuple[dt.datetime, dt.datetime]]:
+        """The longest time without cover beginning in the week from ``moment`` (start, end;
+        UTC), or None when there is no cover, or no break in it."""
+        now = moment.astimezone(dt.timezone.utc)
+        periods = self.periods(now, days=15)
+        gaps = [(earlier[1], later[0]) for earlier, later in zip(periods, periods[1:])
+                if now <= earlier[1] < now + dt.timedelta(days=7)]
+        return max(gaps, key=lambda gap: gap[1] - gap[0], default=None)
+
 
 @dataclass(frozen=True)
 class Retention:

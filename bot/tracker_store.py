@@ -19,6 +19,7 @@ idle longer than ``retention.conversation_idle_hours`` are deleted by ``purge`` 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import time
 from functools import lru_cache
@@ -273,16 +274,28 @@ class PrivateTrackerStore(TrackerStore):
         return []  # Redis expires idle conversations itself (record_exp)
 
     async def purge(self, now: Optional[float] = None) -> int:
-        """Deletes every idle conversation with its route; returns how many."""
+        """Deletes every idle conversation with its route; returns how many.
+
+        A conversation whose open case is held (the person was told when a caseworker would
+        write: ``bot.cases.service.hold_for``) loses its events only: the case and the reply
+        route stay until the hold ends, then expire by their own idle rules."""
         idle = self.idle_conversations(now)
         cases = await self._cases() if idle else None
+        moment = dt.datetime.fromtimestamp(time.time() if now is None else now, dt.timezone.utc)
+        held = 0
         for sender_id in idle:
+            if cases is not None and await asyncio.to_thread(cases.held, sender_id, moment):
+                await self.delete(sender_id)
+                held += 1
+                continue
             if cases is not None:  # closed as expired (the erasure would say "by the person")
                 await asyncio.to_thread(cases.expire, sender_id)
             await self.delete(sender_id)
             await erasure.erase(sender_id, expiry=True)
         if idle:
-            logger.info("tracker store: deleted %d idle conversation(s)", len(idle))
+            logger.info("tracker store: deleted %d idle conversation(s)%s", len(idle),
+                        f" ({held} waiting for a caseworker: case and reply route kept)"
+                        if held else "")
         return len(idle)
 
     async def _erase_case(self, conversation_id: str) -> None:

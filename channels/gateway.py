@@ -23,6 +23,7 @@ from typing import Any, Callable, Dict, Optional, Sequence, Text
 from rasa.core.channels.channel import OutputChannel
 
 from bot.campaigns.service import asks_to_attach, attach_address
+from bot.cases.service import route_hold_of
 from bot.catalog import load_catalog
 from bot.deployment import cached_deployment
 from bot.privacy.keys import Secrets, load_secrets
@@ -203,6 +204,8 @@ class Gateway:
 
         A turn in which the person subscribed to the campaigns (a message carrying
         ``bot.campaigns.service.ATTACH``) stores the address, encrypted, with the subscriber.
+        A turn that queued a hand-off (a message carrying ``bot.cases.service.ROUTE_HOLD``)
+        keeps the route until the case's hold ends, so that the caseworker's reply finds it.
 
         ``pending``: the parts of a split answer not sent yet (SMS), replacing what was
         pending. None (the other channels): messages pushed to the conversation are kept but
@@ -225,6 +228,9 @@ class Gateway:
                           language=language_of(messages) or current.language, pending=kept)
         if updated != current:
             await self.routes.put(admitted.conversation_id, updated)
+        until = route_hold_of(messages)
+        if until is not None:
+            await self.routes.hold(admitted.conversation_id, until)
 
     async def take_pending(self, admitted: Admitted) -> Optional[str]:
         """The next part of a split answer, removed from the route; None when none is left."""

@@ -3,8 +3,11 @@
 The console records a reply in the case's encrypted transcript first; the default relay,
 ``RasaRelay``, then asks the Rasa server (``rasa run --enable-api``) to run
 ``action_relay_caseworker`` in the case's conversation (``POST .../execute?output_channel=
-latest``), which takes the replies waiting in the transcript and speaks them over the channel
-the person came on: the text never passes through Rasa's API or tracker. When a case closes,
+<the case's channel>``), which takes the replies waiting in the transcript and speaks them over
+the channel the person came on: the text never passes through Rasa's API or tracker. The
+channel is named, not ``latest``: Rasa finds "latest" in the tracker's last user message, and a
+conversation whose events were deleted while its case waited for a shift has none, so Rasa
+would only collect the reply into its HTTP answer (``rasa.server._get_output_channel``). When a case closes,
 ``closed`` runs ``action_handoff_closed`` (the assistant's goodbye, and it is back). Rasa marks ``/execute`` as deprecated; it is the one way to run an action
 without an intent the NLU would have to learn. Tests use a fake that records.
 """
@@ -55,8 +58,8 @@ class RasaRelay(Relay):
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._session: Optional[aiohttp.ClientSession] = None
 
-    def url_for(self, conversation_id: str, endpoint: str) -> str:
-        query = {"output_channel": "latest"}
+    def url_for(self, conversation_id: str, endpoint: str, channel: str = "latest") -> str:
+        query = {"output_channel": channel}
         if self._token:
             query["token"] = self._token
         return (f"{self.rasa_url}/conversations/{urllib.parse.quote(conversation_id, safe='')}"
@@ -66,8 +69,8 @@ class RasaRelay(Relay):
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         try:
-            async with self._session.post(self.url_for(case.conversation_id, endpoint),
-                                          json=body) as reply:
+            async with self._session.post(self.url_for(case.conversation_id, endpoint,
+                                                       case.channel), json=body) as reply:
                 if reply.status >= 300:
                     raise RelayError(f"the assistant answered HTTP {reply.status}")
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:

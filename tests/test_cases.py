@@ -79,7 +79,7 @@ def test_the_row_holds_closed_sets_and_times_only(cases, database):
         stored = b"".join(connection.execute(sa.select(CaseMessage.body)).scalars())
     assert set(row) == {"id", "conversation_id", "channel", "language", "triage_level", "urgency",
                         "needs", "area", "status", "caseworker", "outcome", "created_at",
-                        "claimed_at", "closed_at", "replies_blocked"}
+                        "claimed_at", "closed_at", "replies_blocked", "held_until"}
     assert row["replies_blocked"] in (False, 0)  # a closed fact (Twilio 21610), set by block_replies
     assert b"Temperance" not in stored and b"0142" not in stored
 

@@ -70,6 +70,8 @@ CASE_NOT_NAMED = {
     "closed_at": "times, covered by the days kept after closing",
     "replies_blocked": "that the provider refused replies to the number (the person's own "
                        "opt-out), a delivery fact",
+    "held_until": "a time: the case waits for the shift the person is told of, covered by "
+                  "'until the case closes'",
 }
 
 # ---------------------------------------------------------------------------------------

@@ -211,7 +211,7 @@ async def test_the_rasa_relay_runs_the_relay_action_in_the_conversation():
     await server.start_server()
     base = str(server.make_url(""))
     relay = RasaRelay(base, token="api-token")
-    query = {"output_channel": "latest", "token": "api-token"}
+    query = {"output_channel": "sms", "token": "api-token"}  # the case's channel, not "latest"
     conversation = "c" + "a" * 32
     try:
         await relay.send(_case(), "Bonjour, je suis là.")

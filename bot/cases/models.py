@@ -3,7 +3,8 @@
 - ``cases``: one hand-off of one conversation. Only closed sets and times: the pseudonymous
   conversation id, channel, language, triage level and need categories, the coarse area code,
   status (waiting, active, closed), the caseworker's user name, the outcome (referred,
-  information given, no contact, other). No names, numbers or free text.
+  information given, no contact, other), until when a waiting case is held for the shift the
+  person was told of. No names, numbers or free text.
 - ``case_keys``: the key of a case's transcript, itself encrypted with the deployment's route
   key (so a copy of the database alone opens nothing). Closing a case deletes its row: the
   transcript becomes unreadable, whether or not its rows are deleted yet.
@@ -47,6 +48,9 @@ class Case(Base):
     # a closed fact for the console and the figures, no time or text with it
     replies_blocked = sa.Column(sa.Boolean, nullable=False, default=False,
                                 server_default=sa.false())
+    # the person was told when a caseworker would write (the next shift of cover): the case
+    # and the reply route are kept until then, though the conversation's events go
+    held_until = sa.Column(sa.DateTime(timezone=True), nullable=True)
 
     __table_args__ = (
         sa.CheckConstraint(f"status IN {STATUSES}", name="status"),

@@ -79,13 +79,15 @@ class CaseView:
     created_at: dt.datetime
     claimed_at: Optional[dt.datetime]
     closed_at: Optional[dt.datetime]
+    # a waiting person was told when a caseworker would write: kept open until then
+    held_until: Optional[dt.datetime] = None
 
     @classmethod
     def of(cls, row: Case) -> "CaseView":
         return cls(row.id, row.conversation_id, row.channel, row.language, row.triage_level,
                    tuple(n for n in (row.needs or "").split(",") if n), row.area, row.status,
                    row.caseworker, row.outcome, _aware(row.created_at), _aware(row.claimed_at),
-                   _aware(row.closed_at))
+                   _aware(row.closed_at), _aware(row.held_until))
 
 
 @dataclass(frozen=True)
@@ -129,10 +131,20 @@ class Cases:
 
     # -- the dialogue's side ------------------------------------------------------------
 
+    def now(self) -> dt.datetime:
+        """The time by this store's clock (UTC)."""
+        return self._clock()
+
     def open(self, conversation_id: str, channel: str, language: str, triage_level: str,
              needs: Iterable[str] = (), area: Optional[str] = None,
+             held_until: Optional[dt.datetime] = None,
              cap: Optional[int] = None) -> CaseView:
         """A waiting case for the conversation, or its case still open (never two).
+
+        ``held_until``: the person is told when a caseworker will write; until this time the
+        case is not expired for idleness (``expire_idle``), nor its conversation's reply route
+        (``bot.privacy.routes``), though the conversation's events are. Asked again, an open
+        case keeps the later of the two times.
 
         ``cap``: at most this many new cases on ``channel`` in the last hour (counted in the
         same transaction; two requests at the same instant may pass it by one).
@@ -154,18 +166,26 @@ class Cases:
         if not isinstance(conversation_id, str) or not _CODE.match(conversation_id[:40]) \
                 or len(conversation_id) > 64:
             problems.append("conversation_id must be the conversation's pseudonym")
+        if held_until is not None and (not isinstance(held_until, dt.datetime)
+                                       or held_until.tzinfo is None):
+            problems.append("held_until must be a time with its time zone")
         if problems:
             raise CaseError("; ".join(problems))
+        if held_until is not None:
+            held_until = held_until.astimezone(dt.timezone.utc)  # every time stored is UTC
         with self._sessions.begin() as session:
             existing = self._open_row(session, conversation_id)
             if existing is not None:
+                if held_until is not None and (existing.held_until is None
+                                               or _aware(existing.held_until) < held_until):
+                    existing.held_until = held_until
                 return CaseView.of(existing)
             if cap is not None and self._opened_last_hour(session).get(channel, 0) >= cap:
                 raise CapReached(f"{channel} opened {cap} new cases in the last hour")
             row = Case(conversation_id=conversation_id, channel=channel, language=language,
                        triage_level=triage_level, urgency=LEVELS.index(triage_level),
                        needs=",".join(needs), area=area, status="waiting",
-                       created_at=self._clock())
+                       created_at=self._clock(), held_until=held_until)
             session.add(row)
             session.flush()
             session.add(CaseKey(case_id=row.id,
@@ -331,12 +351,19 @@ class Cases:
             self._end(session, row, ASSISTANT, EXPIRED)
             return row.id
 
+    def held(self, conversation_id: str, at: dt.datetime) -> bool:
+        """Whether the conversation has an open case held beyond ``at`` (see ``open``): its
+        conversation's events may go, but not the case nor the reply route."""
+        case = self.open_case_for(conversation_id)
+        return case is not None and case.held_until is not None and case.held_until > at
+
     def expire_idle(self, idle_hours: float) -> list[int]:
         """Closes every open case with nothing new (opened, taken, a message either way) for
-        ``idle_hours``: its conversation is gone or going (the tracker store deletes idle
-        conversations; a Redis tracker store expires them unseen), so nobody could answer.
-        Returns the ids of the cases closed."""
-        cutoff = self._clock() - dt.timedelta(hours=idle_hours)
+        ``idle_hours`` and no longer held (``open``): its conversation is gone or going (the
+        tracker store deletes idle conversations; a Redis tracker store expires them unseen),
+        so nobody could answer. Returns the ids of the cases closed."""
+        now = self._clock()
+        cutoff = now - dt.timedelta(hours=idle_hours)
         last_message = (sa.select(CaseMessage.case_id, sa.func.max(CaseMessage.at).label("at"))
                         .group_by(CaseMessage.case_id).subquery())
         with self._sessions.begin() as session:
@@ -349,6 +376,8 @@ class Cases:
             ended = []
             for row, last in rows:
                 moments = [_aware(m) for m in (row.created_at, row.claimed_at, last) if m]
+                if row.held_until is not None and _aware(row.held_until) > _aware(now):
+                    continue  # the person was told a caseworker would write by then
                 if max(moments) < _aware(cutoff):
                     self._end(session, row, ASSISTANT, EXPIRED)
                     ended.append(row.id)

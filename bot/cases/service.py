@@ -13,6 +13,7 @@ import datetime as dt
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Optional
+from zoneinfo import ZoneInfo
 
 from bot.cases.queue import Cases
 from bot.deployment import Deployment
@@ -83,6 +84,61 @@ class HandOff:
     def on_shift(self, deployment: Deployment, now: dt.datetime) -> bool:
         """Within the hours of cover and somebody signed in to the console."""
         return deployment.human_cover.is_covered(now) and self._users(self.url).signed_in_count() > 0
+
+
+# A case's hold ends this long after the end of the shift of cover the person was told of
+# ("a caseworker will write to you from Mon 08:00"): time for a reply begun at the end of that
+# shift, and for the hourly housekeeping. Then the ordinary idle times apply again.
+HOLD_MARGIN = dt.timedelta(hours=1)
+# In a bot message's metadata (``connect``): the reply route of the conversation is kept until
+# this time (ISO 8601), for the channel's ``Gateway.remember_turn``.
+ROUTE_HOLD = "hold_route_until"
+
+
+def hold_for(deployment: Deployment, now: dt.datetime) -> dt.datetime:
+    """Until when a case opened at ``now`` keeps what a caseworker's reply needs (the case and
+    the reply route, not the conversation's events): the end of the next shift of cover
+    starting after ``now`` (``HumanCover.keep_until``), plus ``HOLD_MARGIN``. A promise
+    of "a caseworker will write to you from <the next opening>" must be keepable (GPC guide,
+    004 line 1116: "DO NOT ... make false promises")."""
+    return deployment.human_cover.keep_until(now) + HOLD_MARGIN
+
+
+def hold_note(deployment: Deployment, moment: dt.datetime) -> str:
+    """For ``helpline check``: the longest gap in the hours of cover and the longest a waiting
+    case is then held, against the retention times ("" when there is no gap)."""
+    cover = deployment.human_cover
+    gap = cover.longest_gap(moment)
+    if gap is None:
+        return ""
+    starts = [start for start, _ in cover.periods(moment, days=7)]
+    longest = max(hold_for(deployment, start) - start for start in starts)
+    zone = ZoneInfo(cover.timezone)
+    hours = lambda span: f"{span.total_seconds() / 3600:g} h"  # noqa: E731
+    return (f"hours of cover: the longest gap is {hours(gap[1] - gap[0])} "
+            f"({gap[0].astimezone(zone):%a %H:%M} to {gap[1].astimezone(zone):%a %H:%M}, "
+            f"{cover.timezone}); a case waiting for a caseworker keeps its row and reply route "
+            f"up to {hours(longest)} (the end of the next shift + {hours(HOLD_MARGIN)}), "
+            f"conversations go after {deployment.retention.conversation_idle_hours} h idle")
+
+
+def route_hold(until: Optional[dt.datetime]) -> dict:
+    """The metadata telling the channel to keep the reply route until ``until``."""
+    return {ROUTE_HOLD: until.isoformat()} if until is not None else {}
+
+
+def route_hold_of(messages) -> Optional[dt.datetime]:
+    """The latest ``ROUTE_HOLD`` among a turn's bot messages, or None."""
+    times = []
+    for message in messages:
+        value = (message.get("metadata") or {}).get(ROUTE_HOLD)
+        try:
+            moment = dt.datetime.fromisoformat(value) if isinstance(value, str) else None
+        except ValueError:
+            moment = None
+        if moment is not None and moment.tzinfo is not None:
+            times.append(moment)
+    return max(times, default=None)
 
 
 # In the case's transcript when the provider refuses a reply because the person's number

@@ -8,10 +8,13 @@ pseudonymous conversation id; the value is a Fernet token (AES-128-CBC + HMAC-SH
 the deployment's route key. Nothing else in the system knows the address.
 
 - Idle expiry: every read or write pushes the expiry to ``idle_seconds`` from now (the
-  deployment's ``retention.reply_route_idle_hours``).
+  deployment's ``retention.reply_route_idle_hours``), never earlier than it was.
+- ``hold`` keeps a route at least until a given time: a person waiting for a caseworker was
+  told when one would write (``bot.cases.service.hold_for``), and the reply must find them.
 - ``MemoryRouteCache`` (default): a bounded LRU in the process; gone on restart.
 - ``RedisRouteCache`` (``HELPLINE_REDIS_URL``): shared by Rasa replicas; expiry is Redis's own
-  (``SET ... EX`` and ``GETEX``), so Redis deletes idle routes itself.
+  (a key's TTL, set by small Lua scripts that never shorten it), so Redis deletes idle
+  routes itself.
 - ``forget`` deletes a route at once; every cache registers it with ``bot.privacy.erasure``.
 - A value that no current key can decrypt (after a key was retired) counts as no route.
 """
@@ -19,6 +22,7 @@ the deployment's route key. Nothing else in the system knows the address.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import threading
 import time
@@ -32,6 +36,24 @@ from cryptography.fernet import InvalidToken, MultiFernet
 from bot.privacy import erasure
 
 REDIS_PREFIX = "helpline:route:"
+# Redis: a route's TTL is pushed to the idle time on each use, never shortened (a held route
+# keeps its longer TTL); one script each, so that no other client acts in between.
+_PUT = """
+local ttl = redis.call('PTTL', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', math.max(ttl, tonumber(ARGV[2])))
+"""
+_GET = """
+local token = redis.call('GET', KEYS[1])
+if token and redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return token
+"""
+_HOLD = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('PEXPIREAT', KEYS[1], ARGV[1], 'GT')
+return 1
+"""
 
 
 @dataclass(frozen=True)
@@ -111,6 +133,11 @@ class RouteCache(ABC):
         """The route, or None when there is none, it expired or cannot be decrypted."""
 
     @abstractmethod
+    async def hold(self, conversation_id: str, until: dt.datetime) -> bool:
+        """Keeps the route at least until ``until`` (a longer expiry stays); False when there
+        is no route to keep."""
+
+    @abstractmethod
     async def forget(self, conversation_id: str) -> None:
         """Deletes the route now."""
 
@@ -123,7 +150,11 @@ class RouteCache(ABC):
 
 
 class MemoryRouteCache(RouteCache):
-    """Routes in this process's memory, LRU-bounded."""
+    """Routes in this process's memory, LRU-bounded.
+
+    Expiry runs on ``clock`` (monotonic seconds); ``wall_clock`` (Unix seconds) only turns the
+    time of a ``hold`` into it. Tests give both the same clock.
+    """
 
     def __init__(
         self,
@@ -131,19 +162,22 @@ class MemoryRouteCache(RouteCache):
         idle_seconds: float,
         max_entries: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         if max_entries <= 0:
             raise ValueError("max_entries must be positive")
         super().__init__(fernet, idle_seconds)
         self._max = max_entries
         self._clock = clock
+        self._wall_clock = wall_clock
         self._items: "OrderedDict[str, tuple[float, bytes]]" = OrderedDict()
         self._lock = threading.Lock()
 
     async def put(self, conversation_id: str, route: Route) -> None:
         token = self.seal(route)
         with self._lock:
-            self._items[conversation_id] = (self._clock() + self.idle_seconds, token)
+            now = self._clock()
+            self._items[conversation_id] = (self._expiry(conversation_id, now), token)
             self._items.move_to_end(conversation_id)
             while len(self._items) > self._max:
                 self._items.popitem(last=False)
@@ -158,9 +192,25 @@ class MemoryRouteCache(RouteCache):
             if expires <= now:
                 del self._items[conversation_id]
                 return None
-            self._items[conversation_id] = (now + self.idle_seconds, token)
+            self._items[conversation_id] = (max(expires, now + self.idle_seconds), token)
             self._items.move_to_end(conversation_id)
         return self.open(token)
+
+    def _expiry(self, conversation_id: str, now: float) -> float:
+        """``idle_seconds`` from ``now``, or the route's current expiry if that is later."""
+        item = self._items.get(conversation_id)
+        later = item[0] if item is not None and item[0] > now else now
+        return max(later, now + self.idle_seconds)
+
+    async def hold(self, conversation_id: str, until: dt.datetime) -> bool:
+        with self._lock:
+            item = self._items.get(conversation_id)
+            now = self._clock()
+            if item is None or item[0] <= now:
+                return False
+            held = now + (until.timestamp() - self._wall_clock())
+            self._items[conversation_id] = (max(item[0], held), item[1])
+            return True
 
     async def forget(self, conversation_id: str) -> None:
         with self._lock:
@@ -197,15 +247,21 @@ class RedisRouteCache(RouteCache):
             self._clients = {loop: client}
         return client
 
-    def _ttl(self) -> int:
-        return max(1, int(self.idle_seconds))
+    def _ttl_ms(self) -> int:
+        return max(1000, int(self.idle_seconds * 1000))
 
     async def put(self, conversation_id: str, route: Route) -> None:
-        await self._client().set(REDIS_PREFIX + conversation_id, self.seal(route), ex=self._ttl())
+        await self._client().eval(_PUT, 1, REDIS_PREFIX + conversation_id, self.seal(route),
+                                  self._ttl_ms())
 
     async def get(self, conversation_id: str) -> Optional[Route]:
-        token = await self._client().getex(REDIS_PREFIX + conversation_id, ex=self._ttl())
+        token = await self._client().eval(_GET, 1, REDIS_PREFIX + conversation_id,
+                                          self._ttl_ms())
         return None if token is None else self.open(token)
+
+    async def hold(self, conversation_id: str, until: dt.datetime) -> bool:
+        return bool(await self._client().eval(_HOLD, 1, REDIS_PREFIX + conversation_id,
+                                              int(until.timestamp() * 1000)))
 
     async def forget(self, conversation_id: str) -> None:
         await self._client().delete(REDIS_PREFIX + conversation_id)
