@@ -100,8 +100,8 @@ def lock_minutes(failures: int) -> int:
 
 
 class HashGate:
-    """At most ``slots`` argon2 hashes at once; ``running`` and ``peak`` say how many ran (the
-    sign-in flood test reads them)."""
+    """At most ``slots`` argon2 hashes at once; ``running``, ``peak`` and ``done`` say how many
+    run, ran at most at once, and ran in all (the sign-in flood tests read them)."""
 
     def __init__(self, slots: int) -> None:
         if slots < 1:
@@ -111,6 +111,7 @@ class HashGate:
         self._lock = threading.Lock()
         self.running = 0
         self.peak = 0
+        self.done = 0
 
     def __enter__(self) -> "HashGate":
         self._semaphore.acquire()
@@ -122,6 +123,7 @@ class HashGate:
     def __exit__(self, *_exc) -> None:
         with self._lock:
             self.running -= 1
+            self.done += 1
         self._semaphore.release()
 
 
