@@ -31,6 +31,8 @@ Usage:
                               the user can no longer sign in; their sessions end
     helpline users enable NAME
                               a disabled user may sign in again (a lock-out ends too)
+    helpline users unlock NAME
+                              end a lock-out after too many wrong passwords
     helpline users password NAME [--password-stdin]
                               set a new password; the lock-out and the user's sessions end
     helpline messages sheet [--out DIR]
@@ -638,6 +640,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     users_disable_parser.add_argument("name")
     users_enable_parser = users_commands.add_parser("enable", help="enable a disabled user")
     users_enable_parser.add_argument("name")
+    users_unlock_parser = users_commands.add_parser(
+        "unlock", help="end a lock-out after too many wrong passwords")
+    users_unlock_parser.add_argument("name")
     users_password_parser = users_commands.add_parser(
         "password", help="set a user's password (ends their lock-out and sessions)")
     users_password_parser.add_argument("name")

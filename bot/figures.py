@@ -50,6 +50,7 @@ from bot.campaigns.models import (
     OUTBOX_CHANNELS, OUTBOX_STATES, SUBSCRIBER_CHANNELS, Campaign, OutboxMessage, Subscriber,
 )
 from bot.deployment import MIN_FIGURES_CELL, SUPPORTED_LANGUAGES
+from bot.spreadsheet import safe_row
 from bot.triage import NEED_CATEGORIES
 
 MAX_DIMENSIONS = 2
@@ -407,13 +408,15 @@ def _records(table: Table) -> Iterable[tuple[list[str], tuple]]:
 
 def write_csv(table: Table, out: io.TextIOBase) -> None:
     """Long-form CSV with a row of HXL hashtags under the headers (one row per count, totals
-    as ``total``; a suppressed count is ``<k`` or ``x``, as in ``Table.text``)."""
+    as ``total``; a suppressed count is ``<k`` or ``x``, as in ``Table.text``). A cell a
+    spreadsheet could run as a formula (an area's name from the places file, say) gets a
+    leading quote (``bot.spreadsheet``)."""
     dims = [table.source.dimensions[d] for d in table.by]
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([d.label for d in dims] + [table.source.what])
+    writer.writerow(safe_row([d.label for d in dims] + [table.source.what]))
     writer.writerow([d.hashtag for d in dims] + ["#indicator+num"])
     for values, key in _records(table):
-        writer.writerow(values + [table.text(key)])
+        writer.writerow(safe_row(values + [table.text(key)]))
 
 
 def to_json(table: Table) -> dict:

@@ -72,6 +72,9 @@ SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-origin",
     "Permissions-Policy": "geolocation=(self), camera=(), microphone=(), interest-cohort=()",
+    # A year, subdomains included: once seen over https the page is never fetched over plain
+    # http, where a network in the middle could read or change it (the proxy serves https).
+    "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
 }
 
 

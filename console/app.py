@@ -14,7 +14,13 @@ Security:
 - the session cookie is HttpOnly, SameSite=Strict, Secure (``__Host-`` prefixed) unless the
   console is started for plain http on 127.0.0.1;
 - every response has a Content-Security-Policy of ``default-src 'self'`` (no inline script or
-  style, no third party, no framing), no-store caching and no referrer;
+  style, no third party, no framing), no-store caching, no referrer and HSTS (a browser that
+  has seen the console once never tries it over plain http again);
+- sign-in resists guessing: each attempt is counted before its password is hashed, the
+  account locks for growing times (``console.users``), each client address waits growing
+  times after repeated failures (``console.throttle``: answered 429, no hash computed), and
+  at most ``hash_slots`` hashes run at once, waiting on the event loop rather than in the
+  threads the pages need; a supervisor unlocks an account from the audit page;
 - the pages and the API never carry a conversation id or an address: a case is its number.
 """
 
@@ -51,12 +57,15 @@ from console.figures import (
     view as figures_view, web_message,
 )
 from console.relay import Relay, RelayError
-from console.users import SignedIn, SignInRefused, Users
+from console.throttle import ClientThrottle, client_address
+from console.users import SignedIn, SignInRefused, UserError, Users
 from console.views import CLOSED_WORDS, OUTCOME_WORDS, Describer
 
 logger = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
+# A year, subdomains included: the console is only ever served over https behind the proxy.
+HSTS = "max-age=31536000; includeSubDomains"
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
        "object-src 'none'")
@@ -71,6 +80,8 @@ CASES = web.AppKey("cases", Cases)
 AUDIT = web.AppKey("audit", AuditLog)
 FIGURES = web.AppKey("figures", FiguresReader)
 RELAY = web.AppKey("relay", Relay)
+THROTTLE = web.AppKey("throttle", ClientThrottle)
+HASH_SLOTS = web.AppKey("hash_slots", asyncio.Semaphore)
 CONFIG = web.AppKey("config", object)
 HOUSEKEEPING = web.AppKey("housekeeping", asyncio.Task)
 # Set when the console stops: the event streams end at once instead of holding the shutdown.
@@ -89,7 +100,8 @@ class Config:
                  idle_case_hours: Optional[float] = None,
                  figures_min_cell: int = Deployment.figures_min_cell,
                  languages: Sequence[str] = SUPPORTED_LANGUAGES,
-                 deployment: Optional[Deployment] = None) -> None:
+                 deployment: Optional[Deployment] = None,
+                 hash_slots: Optional[int] = None) -> None:
         """
         Args:
             secure_cookies: False only for plain http://127.0.0.1 (tests, a local trial).
@@ -109,6 +121,7 @@ class Config:
             languages: the deployment's languages, in the order the figures list them.
             deployment: fills the canned replies' {contacts} and {confidentiality}; without
                 it, the replies that need them are not offered.
+            hash_slots: how many password hashes may run at once (default: the cores).
         """
         from bot.services.categories import load_categories
 
@@ -124,6 +137,7 @@ class Config:
         self.figures_min_cell = figures_min_cell
         self.languages = tuple(languages)
         self.deployment = deployment
+        self.hash_slots = hash_slots
         self.sign_in_event_days = (closed_case_days if closed_case_days is not None
                                    else SIGN_IN_EVENT_DAYS)
         self.session_cookie = "__Host-console" if secure_cookies else "console"
@@ -143,7 +157,11 @@ def create_app(sessions: "sessionmaker[Session]", fernet, relay: Relay,
     config = config or Config()
     app = web.Application(client_max_size=64 * 1024)
     app[CONFIG] = config
-    app[USERS] = Users(sessions, clock=config.clock)
+    app[USERS] = Users(sessions, clock=config.clock, hash_slots=config.hash_slots)
+    # Sign-ins wait for a free hash slot here, on the event loop, not in a thread: waiting
+    # threads would fill the pool that every page's database work runs in.
+    app[HASH_SLOTS] = asyncio.Semaphore(app[USERS].hashing.slots)
+    app[THROTTLE] = ClientThrottle(clock=config.clock)
     app[CASES] = Cases(sessions, fernet, clock=config.clock)
     app[AUDIT] = AuditLog(sessions)
     app[FIGURES] = FiguresReader(sessions, config.figures_min_cell, config.languages)
@@ -164,6 +182,7 @@ def create_app(sessions: "sessionmaker[Session]", fernet, relay: Relay,
     app.router.add_post("/cases/{number}/transfer", transfer)
     app.router.add_post("/cases/{number}/close", close)
     app.router.add_get("/audit", audit_page)
+    app.router.add_post("/users/{name}/unlock", unlock)
     app.router.add_get("/figures", figures_page)
     app.router.add_get("/figures.csv", figures_csv)
     app.router.add_static("/static/", HERE / "static", append_version=False)
@@ -177,6 +196,7 @@ def create_app(sessions: "sessionmaker[Session]", fernet, relay: Relay,
 
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
     response.headers["Content-Security-Policy"] = CSP
+    response.headers["Strict-Transport-Security"] = HSTS
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["Referrer-Policy"] = "no-referrer"
@@ -377,9 +397,19 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
     if not isinstance(name, str) or not isinstance(password, str):
         return _sign_in_form(request, 400, "Type your user name and password.", "")
     name = name.strip().lower()
+    throttle: ClientThrottle = request.app[THROTTLE]
+    address = client_address(request.remote, request.headers)
+    wait = throttle.wait_seconds(address)
+    if wait:  # no hash, no database: the client has failed too often
+        response = _sign_in_form(
+            request, 429, f"Too many failed sign-ins from this device. Wait {_minutes(wait)} "
+            "and try again, or ask a supervisor.", name if len(name) <= 64 else "")
+        response.headers["Retry-After"] = str(wait)
+        return response
     try:
-        token, _ = await asyncio.to_thread(request.app[USERS].sign_in, name, password)
+        token, _ = await _sign_in_user(request.app, name, password)
     except SignInRefused:
+        throttle.failed(address)
         return _sign_in_form(
             request, 401, "Sign-in failed: the user name or the password is wrong, or the "
             "account is locked for a while after too many attempts. Ask a supervisor if "
@@ -388,6 +418,20 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
     _set_cookie(response, config, config.session_cookie, token)
     _drop_cookie(response, config, config.sign_in_cookie)
     raise response
+
+
+async def _sign_in_user(app: web.Application, name: str, password: str) -> tuple[str, SignedIn]:
+    """``Users.sign_in`` in its three steps: counted, hashed in one of the slots, concluded."""
+    users: Users = app[USERS]
+    attempt = await asyncio.to_thread(users.begin_sign_in, name)
+    async with app[HASH_SLOTS]:
+        right = await asyncio.to_thread(users.check, attempt, password)
+    return await asyncio.to_thread(users.finish_sign_in, attempt, right)
+
+
+def _minutes(seconds: int) -> str:
+    minutes = max(1, (seconds + 59) // 60)
+    return "a minute" if minutes == 1 else f"{minutes} minutes"
 
 
 @signed_in
@@ -578,13 +622,34 @@ async def audit_page(request: web.Request, signed: SignedIn) -> web.StreamRespon
                 f"{exc.pages} page{'s' if exc.pages != 1 else ''}.")}, status=404)
     config: Config = request.app[CONFIG]
     describer = Describer(config.categories, config.timezone)  # times only: no places needed
+    now = config.clock()
+    accounts = await asyncio.to_thread(request.app[USERS].list)
     context.update({
+        "locked": [{"name": a.name, "until": describer.stamp(a.locked_until)} for a in accounts
+                   if a.locked_until is not None and a.locked_until > now],
+        "notice": (f"{request.query['unlocked']}: the lock-out is over."
+                   if _USER_NAME.match(request.query.get("unlocked", "")) else None),
         "entries": [describer.audit_entry(entry) for entry in page.entries], "page": page,
         "newer": _audit_url(form, page.number - 1) if page.number > 1 else None,
         "older": _audit_url(form, page.number + 1) if page.number < page.pages else None,
         "filtered": any(value and value != "all" for value in form.values()),
     })
     return aiohttp_jinja2.render_template("audit.html", request, context)
+
+
+@signed_in
+async def unlock(request: web.Request, signed: SignedIn) -> web.StreamResponse:
+    """A supervisor ends a user's lock-out (the audit page's button; ``helpline users
+    unlock NAME`` on the server does the same)."""
+    if not signed.user.supervisor:
+        return _error_page(request, 403, "Only a supervisor can unlock an account.", signed)
+    name = request.match_info["name"]
+    try:
+        await asyncio.to_thread(request.app[USERS].unlock, name)
+    except UserError:
+        return _error_page(request, 404, "There is no such user to unlock.", signed)
+    logger.info("%s unlocked the account of %s", signed.user.name, name)
+    raise web.HTTPSeeOther("/audit?" + urllib.parse.urlencode({"unlocked": name}))
 
 
 # -- the figures (supervisors) ----------------------------------------------------------

@@ -35,8 +35,8 @@ def read_password(stdin: bool, source: Optional[TextIO] = None) -> Optional[str]
 def users_command(settings: Settings, action: str, name: Optional[str] = None,
                   supervisor: bool = False, password_stdin: bool = False,
                   language: str = "en") -> int:
-    """``helpline users add|list|disable|enable|password``; prints what was done, never a
-    password. ``password`` asks for the new one like ``add`` (typed twice, or one stdin line),
+    """``helpline users add|list|disable|enable|unlock|password``; prints what was done, never
+    a password. ``unlock`` ends a lock-out and forgets the failed sign-ins in a row. ``password`` asks for the new one like ``add`` (typed twice, or one stdin line),
     ends the user's lock-out and signs them out everywhere."""
     from console.users import UserError, check_name, check_password
 
@@ -72,6 +72,12 @@ def users_command(settings: Settings, action: str, name: Optional[str] = None,
                 print(f"{name}: enabled, may sign in again")
             else:
                 print(f"{name}: was not disabled; any lock-out is lifted")
+            return 0
+        if action == "unlock":
+            if users.unlock(name):
+                print(f"{name}: unlocked, may sign in again")
+            else:
+                print(f"{name}: was not locked; the count of failed sign-ins starts afresh")
             return 0
         if action == "password":
             account = users.account(name)  # an unknown user is told before typing a password

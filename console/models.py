@@ -7,7 +7,7 @@
 - ``console_sessions``: signed-in browsers. The cookie holds a random token; the table holds
   only its SHA-256, the user, the session's CSRF token and its times. Signing out, disabling
   the user or the idle timeout ends it.
-- ``sign_in_events`` (0005): the sign-in audit. The time, the user name (only of an existing
+- ``sign_in_events`` (0005, "unlocked" 0010): the sign-in audit. The time, the user name (only of an existing
   account: a name that is not a user may be a password typed in the wrong box, so a refusal
   for an unknown name is kept without any name) and the event, from a closed set. No IP
   address, no browser. Purged with closed cases (``retention.closed_case_days``).
@@ -53,10 +53,11 @@ class ConsoleSession(Base):
     last_seen = sa.Column(sa.DateTime(timezone=True), nullable=False)
 
 
-# What happens to an account, in the sign-in audit (closed set). The last four are the
-# changes made with ``helpline users`` on the server.
+# What happens to an account, in the sign-in audit (closed set). From "created" on: the
+# changes made with ``helpline users`` on the server ("unlocked", 0010: or by a supervisor in
+# the console).
 SIGN_IN_EVENTS = ("signed_in", "refused", "locked_out", "signed_out", "expired",
-                  "created", "disabled", "enabled", "password_set")
+                  "created", "disabled", "enabled", "password_set", "unlocked")
 
 
 class SignInEvent(Base):

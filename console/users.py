@@ -1,10 +1,18 @@
 """Caseworkers and their sign-in: argon2 password hashes, lock-out, server-side sessions.
 
 - A password is at least ``MIN_PASSWORD_CHARS`` characters; only its argon2id hash is stored.
-- ``MAX_FAILURES`` wrong passwords in a row lock the account for ``LOCK_MINUTES``; a correct
-  password during the lock-out is refused too. The refusal reads the same whether the user
-  exists, is disabled, is locked or typed a wrong password (``SignInRefused``), and an unknown
-  name costs the same argon2 work as a known one.
+- Every ``MAX_FAILURES`` wrong passwords in a row lock the account: for
+  ``LOCK_FIRST_MINUTES`` the first time, twice as long each time after, at most
+  ``LOCK_MAX_MINUTES`` (the count goes on until a success, a new password or
+  ``helpline users unlock``). A correct password during the lock-out is refused too. The
+  refusal reads the same whether the user exists, is disabled, is locked or typed a wrong
+  password (``SignInRefused``), and an unknown name costs the same argon2 work as a known one.
+- An attempt is counted before its password is hashed, by one conditional UPDATE (a
+  compare-and-set on the count), so parallel guesses cannot slip past the limit: of 20 wrong
+  passwords sent at once, exactly ``MAX_FAILURES`` are checked and the rest are refused as
+  locked.
+- At most ``hash_slots`` (default: the machine's cores) argon2 hashes run at once
+  (``HashGate``), so a flood of sign-ins cannot take every core from the case pages.
 - A session is a random token in the browser's cookie; the table keeps its SHA-256, so a copy
   of the database cannot be replayed as a cookie. It ends after ``IDLE_MINUTES`` without a
   request, after ``MAX_HOURS`` in any case, at sign-out, and when the user is disabled.
@@ -14,7 +22,9 @@
   stored nor logged, as it may be a password typed in the wrong field. No IP address, no
   browser.
 
-Everything here is synchronous SQLAlchemy (call it from a thread in async code).
+Everything here is synchronous SQLAlchemy (call it from a thread in async code). The delays
+per client address are the web app's (``console.throttle``): this module never sees an
+address.
 """
 
 from __future__ import annotations
@@ -22,8 +32,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import os
 import re
 import secrets
+import threading
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -40,7 +52,8 @@ logger = logging.getLogger("console.auth")
 MIN_PASSWORD_CHARS = 12
 MAX_PASSWORD_CHARS = 1024
 MAX_FAILURES = 5
-LOCK_MINUTES = 15
+LOCK_FIRST_MINUTES = 1
+LOCK_MAX_MINUTES = 15
 IDLE_MINUTES = 30
 MAX_HOURS = 12
 _NAME = re.compile(r"^[a-z0-9_.\-]{2,64}$")
@@ -69,6 +82,64 @@ def _aware(moment: Optional[dt.datetime]) -> Optional[dt.datetime]:
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode("ascii", "replace")).hexdigest()
+
+
+def growing_delay(failures: int, every: int, first_minutes: int, max_minutes: int) -> int:
+    """Minutes of delay after the ``failures``-th failure in a row: 0 unless it is a multiple
+    of ``every``; then ``first_minutes``, doubled at each further multiple, at most
+    ``max_minutes``. 5 failures: 1 min, 10: 2, 15: 4, 20: 8, then the cap."""
+    if failures <= 0 or failures % every:
+        return 0
+    doublings = min(failures // every - 1, 30)
+    return min(max_minutes, first_minutes * 2 ** doublings)
+
+
+def lock_minutes(failures: int) -> int:
+    """How long the ``failures``-th wrong password in a row locks an account (0: not)."""
+    return growing_delay(failures, MAX_FAILURES, LOCK_FIRST_MINUTES, LOCK_MAX_MINUTES)
+
+
+class HashGate:
+    """At most ``slots`` argon2 hashes at once; ``running``, ``peak`` and ``done`` say how many
+    run, ran at most at once, and ran in all (the sign-in flood tests read them)."""
+
+    def __init__(self, slots: int) -> None:
+        if slots < 1:
+            raise ValueError("hash_slots is at least 1")
+        self.slots = slots
+        self._semaphore = threading.BoundedSemaphore(slots)
+        self._lock = threading.Lock()
+        self.running = 0
+        self.peak = 0
+        self.done = 0
+
+    def __enter__(self) -> "HashGate":
+        self._semaphore.acquire()
+        with self._lock:
+            self.running += 1
+            self.peak = max(self.peak, self.running)
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        with self._lock:
+            self.running -= 1
+            self.done += 1
+        self._semaphore.release()
+
+
+@dataclass
+class Attempt:
+    """One sign-in under way (``Users.begin_sign_in``): the hash to check the password
+    against (a dummy one for an unknown name or a locked account), whether it was counted,
+    the count of failures in a row it makes, and the lock-out it started if it fails."""
+
+    name: Optional[str]
+    password_hash: str
+    counted: bool = False
+    locked: bool = False
+    failures: int = 0
+    lock_minutes: int = 0
+    new_hash: Optional[str] = None  # the password hashed again with today's parameters
 
 
 @dataclass(frozen=True)
@@ -115,9 +186,21 @@ class Users:
     """The console's users and sessions on the project's database."""
 
     def __init__(self, sessions: "sessionmaker[Session]",
-                 clock: Callable[[], dt.datetime] = utcnow) -> None:
+                 clock: Callable[[], dt.datetime] = utcnow,
+                 hash_slots: Optional[int] = None) -> None:
+        """
+        Args:
+            sessions: the project's database.
+            clock: the time (tests move it).
+            hash_slots: how many argon2 hashes may run at once (default: the cores).
+        """
         self._sessions = sessions
         self._clock = clock
+        self.hashing = HashGate(hash_slots or os.cpu_count() or 1)
+
+    def _hash(self, password: str) -> str:
+        with self.hashing:
+            return _HASHER.hash(password)
 
     # -- accounts (the CLI) -------------------------------------------------------------
 
@@ -138,7 +221,7 @@ class Users:
         with self._sessions.begin() as session:
             if session.get(Caseworker, name) is not None:
                 raise UserError(f"there is already a user {name}")
-            row = Caseworker(name=name, password_hash=_HASHER.hash(password),
+            row = Caseworker(name=name, password_hash=self._hash(password),
                              role=ROLES[1] if supervisor else ROLES[0], language=language,
                              failed_attempts=0, created_at=self._clock())
             session.add(row)
@@ -208,7 +291,7 @@ class Users:
         check_password(password)
         with self._sessions.begin() as session:
             row = self._existing(session, name)
-            row.password_hash = _HASHER.hash(password)
+            row.password_hash = self._hash(password)
             row.failed_attempts, row.locked_until = 0, None
             session.execute(sa.delete(ConsoleSession).where(ConsoleSession.caseworker == name))
             _event(session, self._clock(), name, "password_set")
@@ -232,47 +315,115 @@ class Users:
     def sign_in(self, name: str, password: str) -> tuple[str, SignedIn]:
         """Checks the password and opens a session: returns the cookie's token and the session.
 
+        The three steps one after the other; the web app runs them apart, so that the hash
+        waits for a free core outside the threads (``begin_sign_in``, ``check``,
+        ``finish_sign_in``).
+
+        Raises:
+            SignInRefused: for any reason, with the same message.
+        """
+        attempt = self.begin_sign_in(name)
+        return self.finish_sign_in(attempt, self.check(attempt, password))
+
+    def begin_sign_in(self, name: str) -> "Attempt":
+        """Counts the attempt as a failure before any hash is computed; a success takes it
+        back. The count goes up by one conditional UPDATE that only matches the count just
+        read on an account that is not locked (a compare-and-set, atomic on SQLite and
+        PostgreSQL alike), so parallel guesses cannot all see "4 failures so far"."""
+        if not isinstance(name, str) or not _NAME.match(name):
+            return Attempt(None, _DUMMY_HASH)
+        while True:
+            now = self._clock()
+            with self._sessions.begin() as session:
+                row = session.execute(
+                    sa.select(Caseworker.failed_attempts, Caseworker.locked_until,
+                              Caseworker.password_hash)
+                    .where(Caseworker.name == name)).one_or_none()
+                if row is None:
+                    return Attempt(None, _DUMMY_HASH)
+                locked = _aware(row.locked_until)
+                if locked is not None and locked > now:
+                    return Attempt(name, _DUMMY_HASH, locked=True)
+                failures = row.failed_attempts + 1
+                minutes = lock_minutes(failures)
+                lock = now + dt.timedelta(minutes=minutes) if minutes else None
+                counted = session.execute(
+                    sa.update(Caseworker)
+                    .where(Caseworker.name == name,
+                           Caseworker.failed_attempts == row.failed_attempts,
+                           sa.or_(Caseworker.locked_until.is_(None),
+                                  Caseworker.locked_until <= now))
+                    .values(failed_attempts=failures, locked_until=lock)
+                    .execution_options(synchronize_session=False)).rowcount
+            if counted:
+                return Attempt(name, row.password_hash, counted=True, failures=failures,
+                               lock_minutes=minutes)
+            # Another attempt counted first: read the count again.
+
+    def check(self, attempt: "Attempt", password: str) -> bool:
+        """The argon2 work of one attempt (the same for an unknown name or a locked account),
+        in one of the ``hash_slots``."""
+        with self.hashing:
+            right = _verify(attempt.password_hash, password)
+            if right and attempt.counted and _HASHER.check_needs_rehash(attempt.password_hash):
+                attempt.new_hash = _HASHER.hash(password)
+        return right
+
+    def finish_sign_in(self, attempt: "Attempt", password_ok: bool) -> tuple[str, SignedIn]:
+        """Opens the session of a right password, or records the refusal.
+
         Raises:
             SignInRefused: for any reason, with the same message.
         """
         now = self._clock()
+        name = attempt.name
         signed: Optional[SignedIn] = None
-        # The failure count must be committed, so the refusal is raised after the block.
+        # The refusal is recorded, so it is raised after the block.
         with self._sessions.begin() as session:
-            row = (session.get(Caseworker, name)
-                   if isinstance(name, str) and _NAME.match(name) else None)
-            locked = _aware(row.locked_until) if row is not None else None
-            if row is None or (locked is not None and locked > now):
-                _verify(_DUMMY_HASH, password)
+            row = session.get(Caseworker, name) if attempt.counted else None
+            if row is None:
                 # An unknown name is not kept: it may be a password typed in the wrong box.
-                _event(session, now, row.name if row is not None else None, "refused")
-                if row is not None:
+                _event(session, now, name, "refused")
+                if attempt.locked:
                     logger.info("sign-in refused, account locked: %s", name)
-            elif not _verify(row.password_hash, password) or row.disabled_at is not None:
-                if locked is not None:  # the lock-out is over: count afresh
-                    row.failed_attempts, row.locked_until = 0, None
-                row.failed_attempts += 1
-                if row.failed_attempts >= MAX_FAILURES:
-                    row.locked_until = now + dt.timedelta(minutes=LOCK_MINUTES)
-                    _event(session, now, row.name, "locked_out")
-                    logger.warning("account locked for %d minutes after %d failed sign-ins: %s",
-                                   LOCK_MINUTES, row.failed_attempts, name)
+            elif not password_ok or row.disabled_at is not None:
+                if attempt.lock_minutes:
+                    _event(session, now, name, "locked_out")
+                    logger.warning("account locked for %d minute(s) after %d failed sign-ins "
+                                   "in a row: %s", attempt.lock_minutes, attempt.failures, name)
                 else:
-                    _event(session, now, row.name, "refused")
+                    _event(session, now, name, "refused")
                     logger.info("sign-in failed: %s", name)
             else:
-                if _HASHER.check_needs_rehash(row.password_hash):
-                    row.password_hash = _HASHER.hash(password)
+                if attempt.new_hash is not None:
+                    row.password_hash = attempt.new_hash
                 row.failed_attempts, row.locked_until, row.last_sign_in = 0, None, now
                 token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
                 session.add(ConsoleSession(token_hash=_digest(token), caseworker=name,
                                            csrf_token=csrf, created_at=now, last_seen=now))
-                _event(session, now, row.name, "signed_in")
+                _event(session, now, name, "signed_in")
                 signed = SignedIn(User(name, row.role == "supervisor"), row.language, csrf)
         if signed is None:
             raise SignInRefused()
         logger.info("signed in: %s", name)
         return token, signed
+
+    def unlock(self, name: str) -> bool:
+        """A supervisor ends a lock-out and forgets the failed sign-ins in a row. False: the
+        account was not locked (its count is reset all the same).
+
+        Raises:
+            UserError: no such user.
+        """
+        now = self._clock()
+        with self._sessions.begin() as session:
+            row = self._existing(session, name)
+            locked = _aware(row.locked_until)
+            was_locked = locked is not None and locked > now
+            row.failed_attempts, row.locked_until = 0, None
+            _event(session, now, name, "unlocked")
+        logger.info("account unlocked: %s", name)
+        return was_locked
 
     def session(self, token: Optional[str], touch: bool = True) -> Optional[SignedIn]:
         """The session of a cookie's token, or None (unknown, timed out, user disabled).

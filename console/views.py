@@ -12,7 +12,7 @@ from typing import Any, Mapping, Optional
 from zoneinfo import ZoneInfo
 
 from bot.cases.queue import ASSISTANT, ENDED_BY_PERSON, EXPIRED, PERSON, CaseView, Line
-from console.users import LOCK_MINUTES, MAX_FAILURES
+from console.users import LOCK_FIRST_MINUTES, LOCK_MAX_MINUTES, MAX_FAILURES
 
 LEVEL_WORDS = {
     "emergency": "Emergency: immediate danger was signalled",
@@ -52,14 +52,16 @@ CASE_ACTION_WORDS = {
 SIGN_IN_WORDS = {
     "signed_in": "signed in",
     "refused": "sign-in refused (wrong password, locked or disabled account)",
-    "locked_out": f"sign-in refused; the account is locked for {LOCK_MINUTES} minutes after "
-                  f"{MAX_FAILURES} failures in a row",
+    "locked_out": f"sign-in refused; the account is locked after {MAX_FAILURES} more failures "
+                  f"in a row ({LOCK_FIRST_MINUTES} min the first time, twice as long each "
+                  f"time after, at most {LOCK_MAX_MINUTES} min)",
     "signed_out": "signed out",
     "expired": "session timed out",
     "created": "account created (helpline users add)",
     "disabled": "account disabled, signed out everywhere (helpline users disable)",
     "enabled": "account enabled (helpline users enable)",
     "password_set": "password set, signed out everywhere (helpline users password)",
+    "unlocked": "lock-out ended by a supervisor (audit page or helpline users unlock)",
 }
 
 

@@ -19,7 +19,7 @@ from console import cli as console_cli
 from console.canned import CannedError, load_canned
 from console.models import Caseworker
 from console.relay import RasaRelay, RelayError
-from console.users import LOCK_MINUTES, MAX_FAILURES, SignInRefused, Users
+from console.users import LOCK_FIRST_MINUTES, MAX_FAILURES, SignInRefused, Users
 
 PASSWORD = "a long enough password"
 
@@ -163,7 +163,7 @@ def test_sign_in_and_lock_out_on_postgresql(postgres_url):
             users.sign_in("amina", "wrong password!!")
     with pytest.raises(SignInRefused):
         users.sign_in("amina", PASSWORD)
-    now[0] += dt.timedelta(minutes=LOCK_MINUTES, seconds=1)
+    now[0] += dt.timedelta(minutes=LOCK_FIRST_MINUTES, seconds=1)
     assert users.sign_in("amina", PASSWORD)[1].user.name == "amina"
     assert users.signed_in_count() == 1
     users.disable("amina")

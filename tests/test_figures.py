@@ -402,3 +402,16 @@ def test_csv_writes_a_hashtag_row_for_every_column():
     assert header == "Triage level,Cases handed off"
     assert tags == "#severity+triage,#indicator+num"
     assert rows == ["low,x", "high,<5", "medium,7", "total,14"]
+
+
+def test_csv_cells_that_a_spreadsheet_could_run_are_quoted():
+    """An area code from the places file reaches the CSV as it is: one that starts like a
+    formula is quoted (bot.spreadsheet); the counts stay numbers."""
+    out = io.StringIO()
+    write_csv(two_way({"=HYPERLINK(\"http://x\")": {"low": 6, "high": 7},
+                       "@cmd": {"low": 8, "high": 9}}), out)
+    _, _, *rows = out.getvalue().splitlines()
+    assert rows[:3] == ['"\'=HYPERLINK(""http://x"")",low,6', '"\'=HYPERLINK(""http://x"")",high,7',
+                        '"\'=HYPERLINK(""http://x"")",total,13']
+    assert rows[3] == "'@cmd,low,8"
+    assert not any(row.startswith(("=", "+", "-", "@")) for row in rows)

