@@ -22,6 +22,7 @@ from actions.common import (
     language_of,
     last_bot_response,
     latest_intent,
+    person_available,
     say,
     say_with_contacts,
 )
@@ -167,7 +168,7 @@ def send_step(dispatcher: CollectingDispatcher, tracker: Tracker, step: Step,
     from bot.services.runtime import current
 
     gazetteer = current(Settings.from_env().database_url).gazetteer
-    wording = Wording(catalog(), load_categories(), language, gazetteer)
+    wording = Wording(catalog(), load_categories(), language, gazetteer, person_available())
     now = dt.datetime.now(dt.timezone.utc)
     for message in messages_for(step, wording, now, contacts=contacts):
         dispatcher.utter_message(text=message.text, buttons=message.buttons or None,
