@@ -132,8 +132,11 @@ class Catalog:
             message["buttons"] = buttons
         return message
 
-    def main_menu_payloads(self) -> list[str]:
-        return [self.payloads[key] for key in self.main_menu]
+    def main_menu_payloads(self, person: bool = True) -> list[str]:
+        """The main menu's payloads as shown: without those that ask for a person where
+        none can come (``person`` false)."""
+        return [self.payloads[key] for key in self.main_menu
+                if person or self.payloads[key] not in PERSON_PAYLOADS]
 
 
 def _read(path: Path) -> Any:

@@ -453,3 +453,33 @@ def test_with_the_trained_assistant(assistant, staffed_assistant, language):
         turn = bot.say(sender, "/emergency")
         assert turn.responses == ["utter_emergency_contacts", "utter_offer_human"]
         assert asks_for_a_person(bot_messages(turn)[1]) is person
+        # a yes answers the offer of a person where one was made; else nothing was offered
+        assert bot.say(sender, "/affirm").responses == (
+            ["utter_handoff_consent"] if person else ["utter_menu"])
+
+
+# -- a typed number with no menu remembered: the main menu as it is shown ---------------------
+
+
+@pytest.mark.parametrize("typed", ["3", "٣"])
+def test_a_typed_number_means_the_main_menu_as_shown(person, typed):
+    """Without a person the menu shows five options, "check my situation" third; a number
+    typed after a quick exit (no menu remembered) means what the person saw beside it."""
+    from cryptography.fernet import Fernet, MultiFernet
+
+    from bot.privacy.keys import Secrets
+    from bot.privacy.logs import forget_sensitive
+    from bot.privacy.routes import MemoryRouteCache
+    from channels.gateway import Gateway
+
+    key = Fernet.generate_key().decode()
+    routes = MemoryRouteCache(MultiFernet([Fernet(key)]), idle_seconds=60)
+    gateway = Gateway("sms", Secrets(pseudonym_key=b"k" * 32, route_keys=(key,)), routes)
+    try:
+        admitted = asyncio.run(gateway.admit("+999 555 0123", typed))
+    finally:
+        routes.close()
+        forget_sensitive()
+    assert admitted.text == ("/request_human" if person else "/check_situation")
+    shown = CATALOG.buttons_for("utter_menu", "en", person)
+    assert shown[2]["payload"] == admitted.text
