@@ -328,7 +328,7 @@ def build_responses(
         for language in SUPPORTED_LANGUAGES:
             for person in people:
                 text = catalog.texts[language][catalog.variant(name, person is not False)]
-                _check_fillable(name, language, text, catalog)
+                _check_fillable(name, language, text)
                 shared = with_channel_words(text, catalog.channel_words(language))
                 variations.append(_variation(catalog, name, language, shared, person=person))
                 for channel in CHANNELS:
@@ -340,7 +340,7 @@ def build_responses(
     return responses
 
 
-def _check_fillable(name: str, language: str, text: str, catalog: Catalog) -> None:
+def _check_fillable(name: str, language: str, text: str) -> None:
     """A response the rules predict is filled by Rasa: only channel words and slots."""
     fields = {f for _, f, _, _ in string.Formatter().parse(text) if f}
     unfilled = sorted(fields - set(CHANNEL_WORDS) - SLOT_PLACEHOLDERS)
