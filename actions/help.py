@@ -98,13 +98,14 @@ def _page(tracker: Tracker) -> int:
         return 0
 
 
-def search(tracker: Tracker, more: bool = False) -> Step:
-    """The next step of the search for this message (``more``: the next page)."""
+def search(tracker: Tracker, more: bool = False, intent: Optional[str] = None) -> Step:
+    """The next step of the search for this message (``more``: the next page; ``intent``:
+    read the message as this intent, e.g. a yes to the offer of services as asking for them)."""
     from bot.services.runtime import current
 
     settings = Settings.from_env()
     loaded = current(settings.database_url)
-    intent = latest_intent(tracker)
+    intent = intent or latest_intent(tracker)
     asking = tracker.get_slot("services_asking")
     categories = load_categories()
     need = _entity(tracker, "need")
@@ -220,6 +221,11 @@ class ActionAnswerOffer(Action):
             from actions.handoff import connect
 
             return connect(dispatcher, tracker)
+        if offer == "services" and latest_intent(tracker) == "affirm":
+            step = search(tracker, intent="find_services")  # the need the reply was about
+            events = step_events(step, tracker)
+            send_step(dispatcher, tracker, step, events)
+            return [*events, SlotSet("offer", None)]
         if offer == "subscribe" and latest_intent(tracker) == "affirm":
             from actions.campaigns import subscribe
 

@@ -32,7 +32,7 @@ class ActionEmergency(Action):
         person = person_available()
         say(dispatcher, "utter_offer_human", language, person=person)
         # Always ends the questions (a no-op outside them): nothing more is asked now.
-        return [SlotSet("offer", "human" if person else None), person_slot(person),
+        return [SlotSet("offer", "human" if person else "services"), person_slot(person),
                 ActiveLoop(None), SlotSet("requested_slot", None), *clear_screening()]
 
 

@@ -163,8 +163,8 @@ def reply_to_result(
         say(dispatcher, "utter_offer_human", language, person=person)
     else:
         say_with_contacts(dispatcher, tracker, f"utter_triage_{result.level}", language, person)
-    if result.level != "low" and person:  # unknown too: nothing was learnt, a person may help
-        events.append(SlotSet("offer", "human"))
+    if result.level != "low":  # unknown too: nothing was learnt, a person may help
+        events.append(SlotSet("offer", "human" if person else "services"))
     return events
 
 

@@ -259,7 +259,8 @@ def test_the_emergency_offer(person, language):
     assert responses_sent(dispatcher) == ["utter_emergency_contacts", "utter_offer_human"]
     assert "+999 100 000" in dispatcher.messages[0]["text"]  # the numbers first, either way
     check_message(dispatcher.messages[1], "utter_offer_human", language, person)
-    assert SlotSet("offer", "human" if person else None) in events  # a yes then asks for no one
+    # a yes then asks for a person, or looks for the services the text offers instead
+    assert SlotSet("offer", "human" if person else "services") in events
     assert SlotSet(PERSON_SLOT, person) in events
 
 
@@ -290,7 +291,7 @@ def test_the_triage_replies(person, language, level):
             check_message(message, name, language, person)
     if not person and level != "emergency":  # the numbers to call, in the reply itself
         assert DEPLOYMENT.render_contacts(language, None) in dispatcher.messages[-1]["text"]
-    assert (SlotSet("offer", "human") in events) is person
+    assert SlotSet("offer", "human" if person else "services") in events
     assert SlotSet(PERSON_SLOT, person) in events
 
 
@@ -407,6 +408,21 @@ def test_the_services_results_and_nothing_near(directory, language):
     assert ("/request_human" in payloads(dispatcher.messages[0])) is directory
 
 
+def test_yes_to_the_services_offered_instead_of_a_person_looks_for_them(directories, monkeypatch):
+    """After a triage reply without a person, a yes looks for the help the triage found."""
+    from tests.utils.trackers import bot_event
+
+    monkeypatch.setenv("HELPLINE_DATABASE_URL", directories[False])
+    tracker = make_tracker("affirm", slots={"offer": "services", "triage_needs": ["shelter"]},
+                           events=[bot_event("utter_triage_high")])
+    events, dispatcher = run(ActionAnswerOffer(), tracker)
+    assert responses_sent(dispatcher) == ["utter_services_ask_place"]
+    assert SlotSet("service_need", "shelter") in events and SlotSet("offer", None) in events
+    events, dispatcher = run(ActionAnswerOffer(), make_tracker(
+        "deny", slots={"offer": "services"}, events=[bot_event("utter_offer_human")]))
+    assert responses_sent(dispatcher) == ["utter_offer_declined"]
+
+
 # -- the trained assistant: what Rasa itself says ---------------------------------------------
 
 
@@ -454,8 +470,9 @@ def test_with_the_trained_assistant(assistant, staffed_assistant, language):
         assert turn.responses == ["utter_emergency_contacts", "utter_offer_human"]
         assert asks_for_a_person(bot_messages(turn)[1]) is person
         # a yes answers the offer of a person where one was made; else nothing was offered
+        # (no services directory on these servers: the honest "not available")
         assert bot.say(sender, "/affirm").responses == (
-            ["utter_handoff_consent"] if person else ["utter_menu"])
+            ["utter_handoff_consent"] if person else ["utter_services_unavailable"])
 
 
 # -- a typed number with no menu remembered: the main menu as it is shown ---------------------
