@@ -8,7 +8,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot.catalog import Catalog, load_catalog
+from bot.catalog import PERSON_SLOT, Catalog, load_catalog
 from bot.deployment import Deployment, cached_deployment
 from bot.settings import Settings
 from bot.triage import QUESTIONS
@@ -35,23 +35,48 @@ def channel_of(tracker: Tracker) -> str:
     return tracker.get_latest_input_channel() or ""
 
 
+def person_available() -> bool:
+    """Whether a caseworker can be connected on this deployment now (known within a few
+    seconds: ``bot.cases.availability``)."""
+    from bot.cases.availability import person_available as available
+
+    return available(Settings.from_env().database_url)
+
+
+def person_slot(available: Optional[bool] = None) -> SlotSet:
+    """The ``person_available`` slot, by which Rasa picks a response's variation with or
+    without the offer of a person (``bot.catalog.build_responses``)."""
+    return SlotSet(PERSON_SLOT, person_available() if available is None else available)
+
+
+def refreshed_person_slot(tracker: Tracker) -> List[EventType]:
+    """The ``person_available`` slot where it no longer says what is true, else nothing."""
+    available = person_available()
+    return [] if tracker.get_slot(PERSON_SLOT) is available else [person_slot(available)]
+
+
 def say(
     dispatcher: CollectingDispatcher,
     response: str,
     language: str,
     channel: str = "",
+    person: Optional[bool] = None,
     metadata: Optional[Dict[str, Any]] = None,
     **values: Any,
 ) -> None:
     """Sends catalog response ``response`` in ``language``, with ``channel``'s words (what to
     type to leave, how to choose; the words every channel shares when it is "").
 
+    A response that offers a person is sent as its variant without the offer, and without
+    buttons that ask for one, where no person can come (``person``: asked when None).
     ``org_name`` is filled from the deployment; other placeholders come from ``values``.
     The response name travels with the message (``utter_action``), as for Rasa's own responses;
     ``metadata`` (for the channel, never stored) with the message's language.
     """
     values.setdefault("org_name", deployment().organisation_name)
-    message = catalog().render(response, language, channel, **values)
+    if person is None:
+        person = not catalog().offers_person(response) or person_available()
+    message = catalog().render(response, language, channel, person, **values)
     dispatcher.utter_message(
         text=message["text"], buttons=message.get("buttons"), utter_action=response,
         metadata={**(metadata or {}), "language": language},
@@ -59,11 +84,12 @@ def say(
 
 
 def say_with_contacts(
-    dispatcher: CollectingDispatcher, tracker: Tracker, response: str, language: str
+    dispatcher: CollectingDispatcher, tracker: Tracker, response: str, language: str,
+    person: Optional[bool] = None,
 ) -> None:
     """Sends ``response`` with the emergency contacts for the person's area filled in."""
     contacts = deployment().render_contacts(language, tracker.get_slot("area"))
-    say(dispatcher, response, language, channel_of(tracker), contacts=contacts)
+    say(dispatcher, response, language, channel_of(tracker), person, contacts=contacts)
 
 
 def latest_intent(tracker: Tracker) -> Optional[str]:

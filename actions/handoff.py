@@ -20,7 +20,8 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActionExecuted, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import catalog, channel_of, deployment, language_of, say, say_with_contacts
+from actions.common import (catalog, channel_of, deployment, language_of, person_slot, say,
+                            say_with_contacts)
 from bot.cases.models import LEVELS
 from bot.cases.queue import CHANNELS, MAX_MESSAGE_CHARS, CapReached, CaseError
 from bot.cases.service import HandOff, hold_for, route_hold
@@ -41,10 +42,10 @@ def offer_hand_off(dispatcher: CollectingDispatcher, tracker: Tracker) -> List[E
     language = language_of(tracker)
     if hand_off() is None:
         say_with_contacts(dispatcher, tracker, "utter_handoff_unavailable", language)
-        return [SlotSet("offer", None)]
+        return [SlotSet("offer", None), person_slot(False)]  # no more offers of a person
     say(dispatcher, "utter_handoff_consent", language,
         keep_days=deployment().retention.closed_case_days)
-    return [SlotSet("offer", "handoff")]
+    return [SlotSet("offer", "handoff"), person_slot(True)]
 
 
 def next_opening_text(language: str, now: dt.datetime) -> str:

@@ -22,6 +22,7 @@ from actions.common import (
     language_of,
     last_bot_response,
     latest_intent,
+    person_available,
     say,
     say_with_contacts,
 )
@@ -97,13 +98,14 @@ def _page(tracker: Tracker) -> int:
         return 0
 
 
-def search(tracker: Tracker, more: bool = False) -> Step:
-    """The next step of the search for this message (``more``: the next page)."""
+def search(tracker: Tracker, more: bool = False, intent: Optional[str] = None) -> Step:
+    """The next step of the search for this message (``more``: the next page; ``intent``:
+    read the message as this intent, e.g. a yes to the offer of services as asking for them)."""
     from bot.services.runtime import current
 
     settings = Settings.from_env()
     loaded = current(settings.database_url)
-    intent = latest_intent(tracker)
+    intent = intent or latest_intent(tracker)
     asking = tracker.get_slot("services_asking")
     categories = load_categories()
     need = _entity(tracker, "need")
@@ -167,7 +169,7 @@ def send_step(dispatcher: CollectingDispatcher, tracker: Tracker, step: Step,
     from bot.services.runtime import current
 
     gazetteer = current(Settings.from_env().database_url).gazetteer
-    wording = Wording(catalog(), load_categories(), language, gazetteer)
+    wording = Wording(catalog(), load_categories(), language, gazetteer, person_available())
     now = dt.datetime.now(dt.timezone.utc)
     for message in messages_for(step, wording, now, contacts=contacts):
         dispatcher.utter_message(text=message.text, buttons=message.buttons or None,
@@ -219,6 +221,11 @@ class ActionAnswerOffer(Action):
             from actions.handoff import connect
 
             return connect(dispatcher, tracker)
+        if offer == "services" and latest_intent(tracker) == "affirm":
+            step = search(tracker, intent="find_services")  # the need the reply was about
+            events = step_events(step, tracker)
+            send_step(dispatcher, tracker, step, events)
+            return [*events, SlotSet("offer", None)]
         if offer == "subscribe" and latest_intent(tracker) == "affirm":
             from actions.campaigns import subscribe
 

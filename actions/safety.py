@@ -8,11 +8,13 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActiveLoop, EventType, Restarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import channel_of, clear_screening, language_of, say, say_with_contacts
+from actions.common import (channel_of, clear_screening, language_of, person_available,
+                            person_slot, say, say_with_contacts)
 
 
 class ActionEmergency(Action):
-    """Emergency contacts first, then the offer of a person; interrupts the questions."""
+    """Emergency contacts first, then the offer of a person where one can come (else of the
+    services near); interrupts the questions."""
 
     def name(self) -> Text:
         return "action_emergency"
@@ -27,10 +29,11 @@ class ActionEmergency(Action):
 
             escalate(tracker)
             return [ActiveLoop(None), SlotSet("requested_slot", None)]
-        say(dispatcher, "utter_offer_human", language)
+        person = person_available()
+        say(dispatcher, "utter_offer_human", language, person=person)
         # Always ends the questions (a no-op outside them): nothing more is asked now.
-        return [SlotSet("offer", "human"), ActiveLoop(None), SlotSet("requested_slot", None),
-                *clear_screening()]
+        return [SlotSet("offer", "human" if person else "services"), person_slot(person),
+                ActiveLoop(None), SlotSet("requested_slot", None), *clear_screening()]
 
 
 def reply_and_reset(

@@ -21,6 +21,8 @@ from actions.common import (
     language_of,
     last_bot_response,
     latest_intent,
+    person_available,
+    person_slot,
     say,
     say_with_contacts,
 )
@@ -143,22 +145,26 @@ for _question in QUESTIONS:
 def reply_to_result(
     dispatcher: CollectingDispatcher, tracker: Tracker, result: TriageResult
 ) -> List[EventType]:
-    """Sends the reply for a triage result; emergency contacts always come first."""
+    """Sends the reply for a triage result; emergency contacts always come first. A person
+    is offered only where one can come; elsewhere the reply names the services and the
+    numbers to call (bot.catalog.WITHOUT_PERSON)."""
     language = language_of(tracker)
+    person = person_available()
     events: List[EventType] = [
         SlotSet("triage_level", result.level),
         SlotSet("triage_needs", list(result.needs)),
+        person_slot(person),
     ]
     if result.level == "emergency":
         say_with_contacts(dispatcher, tracker, "utter_emergency_contacts", language)
     if result.under_18:
-        say(dispatcher, "utter_triage_child", language)
+        say(dispatcher, "utter_triage_child", language, person=person)
     if result.level == "emergency":
-        say(dispatcher, "utter_offer_human", language)
+        say(dispatcher, "utter_offer_human", language, person=person)
     else:
-        say(dispatcher, f"utter_triage_{result.level}", language)
+        say_with_contacts(dispatcher, tracker, f"utter_triage_{result.level}", language, person)
     if result.level != "low":  # unknown too: nothing was learnt, a person may help
-        events.append(SlotSet("offer", "human"))
+        events.append(SlotSet("offer", "human" if person else "services"))
     return events
 
 

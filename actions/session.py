@@ -10,7 +10,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import ValidationAction
 from rasa_sdk.types import DomainDict
 
-from actions.common import deployment
+from actions.common import deployment, person_slot, refreshed_person_slot
 from bot.settings import Settings
 
 
@@ -37,6 +37,7 @@ class ActionSessionStart(Action):
             SlotSet("org_name", dep.organisation_name),
             SlotSet("language", language),
             *([SlotSet("handoff", "open")] if case is not None else []),
+            person_slot(),  # whether texts may offer a person (bot.catalog.WITHOUT_PERSON)
             ActionExecuted("action_listen"),
         ]
 
@@ -63,10 +64,16 @@ def previous_value(tracker: Tracker, slot: str) -> Any:
 
 
 class ValidateSlotMappings(ValidationAction):
-    """Keeps the language slot within the deployment's enabled languages."""
+    """Keeps the language slot within the deployment's enabled languages, and after every
+    message the ``person_available`` slot true (Rasa runs it after each one)."""
 
     def name(self) -> Text:
         return "action_validate_slot_mappings"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: DomainDict) -> List[EventType]:
+        events = await super().run(dispatcher, tracker, domain)
+        return [*events, *refreshed_person_slot(tracker)]
 
     async def validate_language(
         self,

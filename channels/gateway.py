@@ -14,6 +14,7 @@ so that the tracker store's erasure reaches the same routes the channels fill.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import dataclass, replace
@@ -24,7 +25,7 @@ from rasa.core.channels.channel import OutputChannel
 
 from bot.campaigns.service import asks_to_attach, attach_address
 from bot.cases.service import route_hold_of
-from bot.catalog import load_catalog
+from bot.catalog import load_catalog, parse_choice
 from bot.deployment import cached_deployment
 from bot.privacy.keys import Secrets, load_secrets
 from bot.privacy.logs import install_log_scrubber, remember_sensitive
@@ -128,7 +129,6 @@ class Gateway:
         self._routes = routes
         self._limits = limits
         self._per_minute = per_minute
-        self._main_menu: Optional[list[str]] = None
 
     @property
     def limits(self) -> Limits:
@@ -159,9 +159,13 @@ class Gateway:
         _ = self.secrets, self.routes
 
     def main_menu(self) -> list[str]:
-        if self._main_menu is None:
-            self._main_menu = load_catalog().main_menu_payloads()
-        return self._main_menu
+        """The main menu's payloads as the person sees it: without "Talk to a person" where
+        no caseworker can come (``bot.cases.availability``), so a typed number means the
+        option shown with it."""
+        from bot.cases.availability import person_available
+
+        return load_catalog().main_menu_payloads(
+            person_available(Settings.from_env().database_url))
 
     def conversation_id(self, address: str) -> str:
         return pseudonym(self.secrets.pseudonym_key, self.channel, address)
@@ -174,8 +178,10 @@ class Gateway:
         if route is None or route.address != address:
             route = Route(self.channel, address)
             await self.routes.put(conversation_id, route)
-        mapped = as_text_unless_payload(
-            resolve_choice(text, route.menu or None, self.main_menu()), route.menu)
+        main = await asyncio.to_thread(self.main_menu) if not route.menu and parse_choice(
+            text) else []  # only a number typed with no menu remembered needs it
+        mapped = as_text_unless_payload(resolve_choice(text, route.menu or None, main),
+                                        route.menu)
         count = await self.limits.hit(f"rate:{conversation_id}", RATE_WINDOW_SECONDS)
         limited = ("" if count <= self.per_minute or leaves(mapped)
                    else "first" if count == self.per_minute + 1 else "again")

@@ -43,6 +43,28 @@ def responses_sent(dispatcher: CollectingDispatcher) -> list[str]:
     return [m.get("utter_action") for m in dispatcher.messages]
 
 
+@pytest.fixture(autouse=True)
+def _person_availability_asked_afresh():
+    """Each test finds out afresh whether a person can come (bot.cases.availability keeps
+    the answer per process for some seconds, and tests change the accounts and databases)."""
+    from bot.cases.availability import forget
+
+    forget()
+    yield
+    forget()
+
+
+@pytest.fixture
+def caseworker_database(tmp_path, monkeypatch) -> str:
+    """A migrated database with one caseworker account, as HELPLINE_DATABASE_URL: a person
+    can be connected, so texts offer one."""
+    from tests.test_handoff import migrated
+
+    url = migrated(tmp_path)
+    monkeypatch.setenv("HELPLINE_DATABASE_URL", url)
+    return url
+
+
 @pytest.fixture
 def sample_path() -> Path:
     return SAMPLE_DEPLOYMENT

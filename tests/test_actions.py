@@ -39,6 +39,7 @@ async def test_session_start_sets_the_organisation_and_default_language(dispatch
     events = await run(ActionSessionStart(), dispatcher, make_tracker(slots={"language": None}), domain)
     assert events == [
         SessionStarted(), SlotSet("org_name", "Lantern Line (sample)"), SlotSet("language", "en"),
+        SlotSet("person_available", False),  # no caseworker account: tests/test_person_offers.py
         ActionExecuted("action_listen"),
     ]
 
@@ -103,7 +104,8 @@ async def test_validation_restores_the_previous_language(dispatcher, domain):
 
 
 @pytest.mark.parametrize("language", ["en", "fr", "ar", "es"])
-async def test_actions_speak_the_conversation_language(dispatcher, domain, language):
+async def test_actions_speak_the_conversation_language(dispatcher, domain, language,
+                                                       caseworker_database):
     tracker = make_tracker("emergency", slots={"language": language})
     await run(ActionEmergency(), dispatcher, tracker, domain)
     assert texts(dispatcher)[1] == CATALOG.texts[language]["utter_offer_human"].format(
@@ -198,7 +200,7 @@ async def test_result_without_consent_is_only_the_menu(dispatcher, domain):
     assert not any(isinstance(e, dict) and e.get("name") == "triage_level" for e in events)
 
 
-async def test_emergency_result_gives_contacts_first(dispatcher, domain):
+async def test_emergency_result_gives_contacts_first(dispatcher, domain, caseworker_database):
     tracker = make_tracker(slots=answered(q_safe_now="no"))
     events = await run(ActionScreeningResult(), dispatcher, tracker, domain)
     assert responses_sent(dispatcher) == ["utter_emergency_contacts", "utter_offer_human"]
@@ -214,7 +216,7 @@ async def test_emergency_contacts_follow_the_area(dispatcher, domain):
     assert "+999 234 000" in texts(dispatcher)[0]
 
 
-async def test_high_result_offers_a_caseworker(dispatcher, domain):
+async def test_high_result_offers_a_caseworker(dispatcher, domain, caseworker_database):
     tracker = make_tracker(slots=answered(q_safe_now="yes", q_under_18="no", q_threats="yes"))
     events = await run(ActionScreeningResult(), dispatcher, tracker, domain)
     assert responses_sent(dispatcher) == ["utter_triage_high"]
@@ -238,7 +240,8 @@ async def test_low_result_gives_the_signs_to_watch_and_services(dispatcher, doma
     assert SlotSet("offer", "human") not in events
 
 
-async def test_every_question_skipped_is_unknown_with_the_signs_and_a_person(dispatcher, domain):
+async def test_every_question_skipped_is_unknown_with_the_signs_and_a_person(
+        dispatcher, domain, caseworker_database):
     tracker = make_tracker(slots=answered(**{q: "skipped" for q in QUESTIONS}))
     events = await run(ActionScreeningResult(), dispatcher, tracker, domain)
     assert responses_sent(dispatcher) == ["utter_triage_unknown"]
@@ -278,7 +281,8 @@ async def test_menu_during_the_questions_stops_and_shows_the_menu(dispatcher, do
 # --- safety -----------------------------------------------------------------------------
 
 
-async def test_emergency_sends_contacts_first_then_the_offer_and_ends_the_questions(dispatcher, domain):
+async def test_emergency_sends_contacts_first_then_the_offer_and_ends_the_questions(
+        dispatcher, domain, caseworker_database):
     tracker = make_tracker("emergency", slots=answered(q_safe_now="yes"), active_loop="screening_form")
     events = await run(ActionEmergency(), dispatcher, tracker, domain)
     assert responses_sent(dispatcher) == ["utter_emergency_contacts", "utter_offer_human"]
@@ -311,7 +315,7 @@ async def test_request_human_says_honestly_what_happens(dispatcher, domain):
     assert responses_sent(dispatcher) == ["utter_handoff_unavailable"]
     assert "+999 100 000" in texts(dispatcher)[0]
     assert dispatcher.messages[0]["buttons"]  # never a dead end
-    assert events == [SlotSet("offer", None)]
+    assert events == [SlotSet("offer", None), SlotSet("person_available", False)]
 
 
 async def test_find_services_says_honestly_what_happens(dispatcher, domain):

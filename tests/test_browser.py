@@ -129,7 +129,9 @@ def test_a_conversation_with_buttons_and_the_keyboard(session, server):
     assert page.locator(".msg.you").last.inner_text().endswith("English")
     menu = page.locator(".msg.bot .choices button:not([disabled])")
     learn = CATALOG.buttons["en"]["learn"]
-    assert menu.all_inner_texts() == [CATALOG.buttons["en"][k] for k in CATALOG.main_menu]
+    # no caseworker account on this server: the menu has no "talk to a person"
+    assert menu.all_inner_texts() == [
+        b["title"] for b in CATALOG.buttons_for("utter_menu", "en", person=False)]
     session.shot("english-menu")
 
     before = len(bot_texts(page))

@@ -61,19 +61,33 @@ def test_the_generated_domain_is_up_to_date():
 
 
 def test_every_domain_response_has_exactly_one_variation_per_language_and_channel():
+    """... and, for a response that offers a person, per value of ``person_available``
+    (tests/test_person_offers.py holds what each variation says)."""
     responses = yaml.safe_load(RESPONSES_FILE.read_text(encoding="utf-8"))["responses"]
     assert set(responses) == responses_in_rules()
     for name, variations in responses.items():
-        for channel in ("", *CHANNELS):
-            languages = [v["condition"][0]["value"] for v in variations
-                         if v.get("channel", "") == channel]
-            # a channel has variations only where its words change the text, then in all four
-            assert sorted(languages) in ([], sorted(SUPPORTED_LANGUAGES)) if channel else (
-                sorted(languages) == sorted(SUPPORTED_LANGUAGES)), (name, channel)
+        people = (True, False) if CATALOG.offers_person(name) else (None,)
+        for person in people:
+            for channel in ("", *CHANNELS):
+                languages = [v["condition"][0]["value"] for v in variations
+                             if v.get("channel", "") == channel
+                             and _person_condition(v) == person]
+                # a channel has variations only where its words change the text, then in all four
+                assert sorted(languages) in ([], sorted(SUPPORTED_LANGUAGES)) if channel else (
+                    sorted(languages) == sorted(SUPPORTED_LANGUAGES)), (name, channel, person)
         for variation in variations:
+            language = variation["condition"][0]["value"]
+            person = _person_condition(variation)
             assert variation["condition"] == [
-                {"type": "slot", "name": "language", "value": variation["condition"][0]["value"]}
+                {"type": "slot", "name": "language", "value": language},
+                *([] if person is None else
+                  [{"type": "slot", "name": "person_available", "value": person}]),
             ]
+
+
+def _person_condition(variation: dict):
+    return next((c["value"] for c in variation["condition"]
+                 if c["name"] == "person_available"), None)
 
 
 def test_a_rule_using_an_unknown_response_is_an_error():

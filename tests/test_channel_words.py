@@ -20,8 +20,8 @@ import pytest
 import yaml
 from rasa.core.nlg.generator import ResponseVariationFilter
 
-from bot.catalog import (CHANNEL_WORDS, CHANNELS, PLACEHOLDERS, CatalogError, build_responses,
-                         load_catalog)
+from bot.catalog import (CHANNEL_WORDS, CHANNELS, PLACEHOLDERS, WITHOUT_PERSON, CatalogError,
+                         build_responses, load_catalog)
 from bot.deployment import SUPPORTED_LANGUAGES
 from bot.keywords import load_keywords as load_safety_keywords
 from bot.keywords import match_keyword, normalise
@@ -49,12 +49,15 @@ def _words(text: str) -> set[str]:
 
 def _shown(name: str, language: str, channel: str) -> str:
     """The text as the person sees it on ``channel``: for a response in the domain, the
-    variation Rasa itself picks for that output channel; otherwise the actions' rendering."""
+    variation Rasa itself picks for that output channel (a ``_without_person`` text: the
+    variation for ``person_available`` false); otherwise the actions' rendering."""
+    person = not name.endswith(WITHOUT_PERSON)
+    name = name if person else name[: -len(WITHOUT_PERSON)]
     domain = DOMAIN.get(name)
     if domain is None:
-        return CATALOG.render(name, language, channel, **VALUES)["text"]
+        return CATALOG.render(name, language, channel, person, **VALUES)["text"]
     chosen = ResponseVariationFilter({name: domain}).responses_for_utter_action(
-        name, channel, {"language": language})
+        name, channel, {"language": language, "person_available": person})
     assert len(chosen) == 1, (name, language, channel, chosen)
     return chosen[0]["text"].format_map(VALUES)
 

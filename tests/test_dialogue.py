@@ -66,7 +66,7 @@ def test_every_menu_branch_in_each_language(assistant, language):
         ("/deny", ["utter_ask_q_work_as_promised"]),
         ("/affirm", ["utter_ask_q_debt"]),
         ("/deny", ["utter_triage_medium"]),
-        ("/affirm", ["utter_handoff_unavailable"]),
+        ("/affirm", ["utter_services_unavailable"]),  # no caseworker here: services offered
         # 5 change language, back to the same one
         ("/change_language", ["utter_language_menu"]),
         (choose(language), ["utter_language_set", "utter_menu"]),
@@ -91,7 +91,7 @@ def test_emergency_interrupts_the_questions(assistant, language):
         ("/affirm", ["utter_ask_q_safe_now"]),
         ("/affirm", ["utter_ask_q_under_18"]),
         ("/emergency", ["utter_emergency_contacts", "utter_offer_human"]),
-        ("/affirm", ["utter_handoff_unavailable"]),
+        ("/affirm", ["utter_services_unavailable"]),  # no caseworker here: services offered
     ])
 
 

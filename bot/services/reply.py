@@ -60,8 +60,10 @@ class Wording:
     """Fills the catalog's service texts for one language."""
 
     def __init__(self, catalog: Catalog, categories: Mapping[str, Mapping[str, str]],
-                 language: str, gazetteer: Optional[Gazetteer] = None) -> None:
+                 language: str, gazetteer: Optional[Gazetteer] = None, person: bool = True
+                 ) -> None:
         self.catalog = catalog
+        self.person = person  # False: no text or button offers a person (none can come)
         self.categories = categories
         self.language = language
         self.gazetteer = gazetteer  # to give areas their name in the person's language
@@ -69,11 +71,11 @@ class Wording:
         self.separator = "، " if language == "ar" else ", "
 
     def text(self, response: str, **values: Any) -> str:
-        return self.catalog.render(response, self.language, **values)["text"]
+        return self.catalog.render(response, self.language, person=self.person, **values)["text"]
 
     def message(self, response: str, extra_buttons: Sequence[dict[str, str]] = (),
                 drop_payloads: Sequence[str] = (), **values: Any) -> Message:
-        rendered = self.catalog.render(response, self.language, **values)
+        rendered = self.catalog.render(response, self.language, person=self.person, **values)
         buttons = [*extra_buttons, *(b for b in rendered.get("buttons", [])
                                      if b["payload"] not in drop_payloads)]
         return Message(response, rendered["text"], buttons)
