@@ -13,7 +13,9 @@ now (``utter_first_contact``, data/stories/rules_first_contact.yml). GPC guide 0
   the conversation's own first user event, which the tracker store keeps as its intent name
   and the entities from closed lists (a language, a need category: bot/privacy/redaction.py);
   its text, a place it named and a shared position are not kept, so they are not replayed.
-  A greeting gets the language menu, as a first greeting always has.
+  A greeting gets the language menu, as a first greeting always has. What the first message
+  told about the person's situation (``bot.disclosures``) is kept meanwhile as the same closed
+  answers as always (the ``disclosed`` slot), so it is still acknowledged and asked back.
 - "Not now": the emergency contacts and how to leave fast; nothing is asked, and the first
   message is dropped. The next message is handled as any other.
 - Anything else: the person is writing, which answers the question; that message is handled
@@ -25,11 +27,12 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import ActionExecuted, EventType, UserUttered
+from rasa_sdk.events import ActionExecuted, EventType, SlotSet, UserUttered
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import channel_of, language_of, latest_intent, say, say_with_contacts
 from actions.language import send_language_menu
+from bot.disclosures import disclosed, labels
 from bot.privacy.redaction import redact_entities
 
 # Intents answered at once even as the first message of a conversation: the safety intents
@@ -68,7 +71,9 @@ class ActionAskSafeToWrite(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[EventType]:
         say(dispatcher, "utter_first_contact", language_of(tracker), channel_of(tracker))
-        return []
+        # The message's text is not kept: what it told is, as closed answers (actions/disclosure.py).
+        answers = disclosed((tracker.latest_message or {}).get("text") or "")
+        return [SlotSet("disclosed", labels(answers))] if answers else []
 
 
 class ActionAnswerSafeToWrite(Action):

@@ -231,3 +231,20 @@ def test_a_new_session_after_the_old_one_expired_asks_again(helpline):
     turn = helpline.say(sender, "/ask_rights")
     assert turn.responses == ["utter_first_contact"]
     assert helpline.say(sender, "/affirm").responses == ["utter_awareness_rights"]
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("language", SUPPORTED_LANGUAGES)
+def test_what_a_first_message_told_is_still_heard_after_yes(helpline, language):
+    """Its text is not kept while the question waits: what it told is, as the closed answers
+    (the ``disclosed`` slot), so the acknowledgement still comes and the answer is asked back."""
+    from tests.test_disclosures import TOLD
+
+    sender = new_sender()
+    turn = helpline.say(sender, TOLD[language])
+    assert turn.responses == ["utter_first_contact"]
+    assert turn.slots["disclosed"] == ["q_documents=no"]
+    turn = helpline.say(sender, "/affirm")
+    assert turn.responses == ["utter_disclosure_ack", "utter_screening_about",
+                              "utter_screening_consent"], (turn.intent, turn.responses)
+    assert TOLD[language] not in json.dumps(helpline.stored_events(sender), ensure_ascii=False)

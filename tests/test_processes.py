@@ -53,6 +53,8 @@ def test_a_conversation_over_rest_with_typed_numbers(rasa_url):
     sender = "process-test-1"
     status, reply = post(rasa_url, {"sender": sender, "message": "hello"})
     assert status == 200
+    assert texts(reply) == [CATALOG.render("utter_first_contact", "en", "helpline")["text"]]
+    status, reply = post(rasa_url, {"sender": sender, "message": "1"})  # yes, safe to write
     assert [b["title"] for b in reply[0]["buttons"]] == ["English", "Français", "العربية", "Español"]
 
     status, reply = post(rasa_url, {"sender": sender, "message": "2"})  # Français
@@ -73,8 +75,11 @@ def test_a_conversation_over_rest_with_typed_numbers(rasa_url):
     status, reply = post(rasa_url, {"sender": sender, "message": "exit"})
     assert texts(reply) == [CATALOG.texts["fr"]["utter_quick_exit"]]
 
-    # After the exit no menu is pending in the channel: digits mean the main menu again.
+    # After the exit no menu is pending in the channel: digits mean the main menu again, in a
+    # new conversation, which is asked first whether it is safe to write.
     status, reply = post(rasa_url, {"sender": sender, "message": "3"})
+    assert texts(reply) == [CATALOG.render("utter_first_contact", "en", "helpline")["text"]]
+    status, reply = post(rasa_url, {"sender": sender, "message": "1"})
     assert texts(reply)[0].startswith(CATALOG.texts["en"]["utter_handoff_unavailable"].split("{")[0])
 
 
