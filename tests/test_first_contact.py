@@ -248,3 +248,62 @@ def test_what_a_first_message_told_is_still_heard_after_yes(helpline, language):
     assert turn.responses == ["utter_disclosure_ack", "utter_screening_about",
                               "utter_screening_consent"], (turn.intent, turn.responses)
     assert TOLD[language] not in json.dumps(helpline.stored_events(sender), ensure_ascii=False)
+
+
+# -- the actions alone (a rasa-sdk tracker) ----------------------------------------------------
+
+def _session(*events: dict) -> list[dict]:
+    return [{"event": "session_started"}, {"event": "action", "name": "action_listen"}, *events]
+
+
+def test_the_first_message_is_the_sessions_first_with_closed_entities_only():
+    from actions.first_contact import first_message
+    from tests.utils.trackers import make_tracker, user_event
+
+    earlier = user_event("ask_rights")  # a session that expired: not this conversation's
+    place = {"entity": "place", "value": "Maiduguri"}
+    need = {"entity": "need", "value": "shelter"}
+    first = user_event("find_services", "a shelter in Maiduguri", [need, place])
+    tracker = make_tracker("affirm", events=[earlier, *_session(first)])
+    assert first_message(tracker) == {"intent": {"name": "find_services", "confidence": 1.0},
+                                      "entities": [{"entity": "need", "value": "shelter"}],
+                                      "text": None}
+    # after a quick exit (a restart) the conversation starts again: here with this "yes"
+    restarted = make_tracker("affirm", events=[first, {"event": "restart"}])
+    assert first_message(restarted)["intent"]["name"] == "affirm"
+
+
+@pytest.mark.parametrize("held, sent, replayed", [
+    ("find_services", [], "find_services"),
+    ("greet", ["utter_language_menu"], None),  # as a first greeting always had
+])
+async def test_yes_replays_the_first_message_or_shows_the_language_menu(
+        dispatcher, domain, held, sent, replayed):
+    from actions.first_contact import ActionAnswerSafeToWrite
+    from tests.conftest import responses_sent
+    from tests.utils.trackers import bot_event, make_tracker, user_event
+
+    tracker = make_tracker("affirm", events=_session(user_event(held),
+                                                     bot_event("utter_first_contact")))
+    events = await ActionAnswerSafeToWrite().run(dispatcher, tracker, domain)
+    assert responses_sent(dispatcher) == sent
+    if replayed:
+        listen, user = events
+        assert listen["event"] == "action" and listen["name"] == "action_listen"
+        assert user["event"] == "user" and user["text"] is None
+        assert user["parse_data"]["intent"]["name"] == replayed
+    else:
+        assert events == []
+
+
+async def test_not_now_sends_the_contacts_and_the_exit_and_asks_nothing(dispatcher, domain):
+    from actions.first_contact import ActionAnswerSafeToWrite
+    from tests.utils.trackers import make_tracker, user_event
+
+    tracker = make_tracker("deny", slots={"language": "fr"},
+                           events=_session(user_event("find_services")))
+    assert await ActionAnswerSafeToWrite().run(dispatcher, tracker, domain) == []
+    [message] = dispatcher.messages
+    assert message["utter_action"] == "utter_not_safe_now" and not message["buttons"]
+    assert DEPLOYMENT.render_contacts("fr") in message["text"]
+    assert CATALOG.channel_words("fr")["exit_word"] in message["text"]
