@@ -18,7 +18,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import deployment, language_of, say
-from bot.disclosures import disclosed
+from bot.disclosures import disclosed, labels
 
 
 class ActionExplainQuestions(Action):
@@ -29,8 +29,11 @@ class ActionExplainQuestions(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[EventType]:
         language = language_of(tracker)
-        answers = disclosed((tracker.latest_message or {}).get("text") or "")
-        if answers:
+        text = (tracker.latest_message or {}).get("text")
+        answers = disclosed(text or "")
+        # A first message answered after "is it safe to write now?" comes back without its
+        # text (actions/first_contact.py), what it told kept in the slot meanwhile.
+        if answers or text is None and tracker.get_slot("disclosed"):
             say(dispatcher, "utter_disclosure_ack", language)
         # what the consent covers: who asks, about what, what is kept and for how long
         say(dispatcher, "utter_screening_about", language,
@@ -38,4 +41,4 @@ class ActionExplainQuestions(Action):
         if not answers:
             return []
         # kept as closed labels only, to be confirmed after consent (a "no" clears them)
-        return [SlotSet("disclosed", [f"{q}={a}" for q, a in answers.items()])]
+        return [SlotSet("disclosed", labels(answers))]

@@ -39,10 +39,11 @@ PLACEHOLDERS = {"org_name", "contacts",
                 # the hand-off (actions/handoff.py)
                 "when"}
 # Words that depend on the channel the text is shown on (the catalog's ``channel_words``):
-# what to type to stop the questions or to leave, how to choose an option, and how to clear
-# the conversation from the phone (an SMS thread, a Telegram chat, a page). Filled when
-# the domain is built (one variation per channel whose words differ) and by the actions.
-CHANNEL_WORDS = ("stop_word", "exit_word", "choose", "clear_phone")
+# what to type to stop the questions or to leave, how to choose an option, how to clear
+# the conversation from the phone (an SMS thread, a Telegram chat, a page), and how to leave
+# fast there (a word, or the web page's button). Filled when the domain is built (one
+# variation per channel whose words differ) and by the actions.
+CHANNEL_WORDS = ("stop_word", "exit_word", "choose", "clear_phone", "leave_fast")
 # Channels that may have words of their own (the input channels' names); ``all`` is the rest.
 CHANNELS = ("sms", "telegram", "webchat")
 ALL_CHANNELS = "all"

@@ -54,6 +54,11 @@ def disclosed(text: str, path: Path = DISCLOSURES_FILE) -> Dict[str, str]:
     return dict(sorted(label.split("=", 1) for label in labels))
 
 
+def labels(answers: Dict[str, str]) -> list[str]:
+    """The ``disclosed`` slot's value for ``answers`` ({question: answer})."""
+    return [f"{q}={a}" for q, a in answers.items()]
+
+
 def told(labels) -> Dict[str, str]:
     """The ``disclosed`` slot's labels as {question: answer}; anything else is ignored."""
     return dict(label.split("=", 1) for label in labels or () if label in LABELS)

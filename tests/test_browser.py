@@ -96,9 +96,18 @@ def wait_for_bot_text(page, text: str) -> None:
 
 
 def choose_language(session: Session, name: str, expected_text: str) -> None:
-    session.page.locator("#start .choices button", has_text=name).click()
-    wait_for_bot_text(session.page, expected_text)
-    session.page.locator(".msg.waiting").wait_for(state="detached")
+    """Chooses the language on the first screen; the first answer asks whether it is safe to
+    write now (actions/first_contact.py), in that language and with the page's way to leave;
+    "yes" gets the choice answered (``expected_text``)."""
+    page = session.page
+    page.locator("#start .choices button", has_text=name).click()
+    language = next(code for code, own in CATALOG.names.items() if own == name)
+    wait_for_bot_text(page, CATALOG.render("utter_first_contact", language, "webchat")["text"])
+    page.locator(".msg.waiting").wait_for(state="detached")
+    page.locator(".msg.bot .choices button:not([disabled])",
+                 has_text=CATALOG.buttons[language]["yes"]).click()
+    wait_for_bot_text(page, expected_text)
+    page.locator(".msg.waiting").wait_for(state="detached")
 
 
 def storage_sizes(page) -> dict:
@@ -126,7 +135,7 @@ def test_a_conversation_with_buttons_and_the_keyboard(session, server):
 
     choose_language(session, "English", CATALOG.texts["en"]["utter_language_set"])
     wait_for_bot_text(page, CATALOG.render("utter_menu", "en", "webchat")["text"])
-    assert page.locator(".msg.you").last.inner_text().endswith("English")
+    assert page.locator(".msg.you").first.inner_text().endswith("English")
     menu = page.locator(".msg.bot .choices button:not([disabled])")
     learn = CATALOG.buttons["en"]["learn"]
     # no caseworker account on this server: the menu has no "talk to a person"
@@ -182,9 +191,10 @@ def _quick_exit(session: Session, server: str, leave) -> None:
     open_chat(session, server)
     choose_language(session, "English", CATALOG.texts["en"]["utter_language_set"])
     sender = page.evaluate("sessionStorage.getItem('chat-session')")
+    written = page.locator(".msg.you").count()
     page.locator("#message").fill("my boss took my passport")
     page.keyboard.press("Enter")
-    wait_for_more(page, ".msg.you", 1)
+    wait_for_more(page, ".msg.you", written)
     page.locator(".msg.waiting").wait_for(state="detached")
     page.evaluate("localStorage.setItem('left-by-someone', '1')")  # whatever might be there
     session.shot("before-leaving")
@@ -208,10 +218,13 @@ def _quick_exit(session: Session, server: str, leave) -> None:
     assert page.url.endswith("/webhooks/webchat/neutral")
 
     # The server was told (a beacon, sent before the page went): the conversation is gone,
-    # and the same session starts again with the language menu.
+    # and the same session starts again: is it safe to write now? then the language menu.
     assert session.posts() == posts + 1, "the quick exit was not sent to the server"
     page.wait_for_timeout(1500)  # the beacon's turn, through NLU and the action server
     reply = post(f"{server}/webhooks/webchat/webhook", {"sender": sender, "message": "hello"})
+    assert [m["text"] for m in reply] == [
+        CATALOG.render("utter_first_contact", "en", "webchat")["text"]]
+    reply = post(f"{server}/webhooks/webchat/webhook", {"sender": sender, "message": "/affirm"})
     assert [b["title"] for b in reply[0]["buttons"]] == LANGUAGES
 
 

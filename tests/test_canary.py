@@ -43,8 +43,10 @@ TELEGRAM_NAMES = {"first_name": canary.NAMES[1].split()[0], "last_name": canary.
 
 # (channel, sender, message or body): typed digits pick menu options, free text carries
 # canaries; D looks for services from a shared position; B leaves by quick exit, C by forget me.
+# A first message is asked "is it safe to write now?" (actions/first_contact.py): "1" is yes.
 SCRIPT = [
     ("sms", A, f"hello, my name is {canary.NAMES[0]}"),
+    ("sms", A, "1"),  # yes, safe to write: the language menu
     ("sms", A, "1"),  # English
     ("sms", A, f"a man called {canary.NAMES[1]} offered me a job abroad, call me on {canary.PHONES[2]}"),
     ("sms", A, "check my situation"),
@@ -57,6 +59,7 @@ SCRIPT = [
     ("sms", A, "1"),  # yes: the case is queued
     ("sms", A, f"I am {canary.NAMES[0]}, my brother's number is {canary.PHONES[4]}"),  # relayed
     ("helpline", D, f"I live at {canary.ADDRESSES[0]}, my id is {canary.ID_NUMBERS[1]}"),
+    ("helpline", D, "1"),  # yes, safe to write
     ("helpline", D, "2"),
     ("helpline", D, "/find_services"),
     ("helpline", D, "1"),  # safe shelter

@@ -25,9 +25,11 @@ def choose(language: str) -> str:
 
 
 def conversation(assistant, language: str, steps: list[tuple[str, list[str]]]) -> None:
+    """Each step's responses; the first message waits for "is it safe to write now?" and is
+    answered after the yes (``Assistant.open``)."""
     sender = f"dialogue-{language}-{uuid.uuid4().hex[:8]}"
-    for text, expected in steps:
-        turn = assistant.say(sender, text)
+    for index, (text, expected) in enumerate(steps):
+        turn = assistant.open(sender, text) if index == 0 else assistant.say(sender, text)
         assert turn.responses == expected, (text, turn.intent, turn.responses)
         for sent in turn.texts:
             if turn.responses and turn.responses[0] == "utter_language_menu":
@@ -156,7 +158,7 @@ def test_unsubscribe_inside_the_questions_ends_them(assistant):
 
 def test_quick_exit_inside_the_questions_resets_everything(assistant):
     sender = f"exit-{uuid.uuid4().hex[:8]}"
-    assistant.say(sender, choose("es"))
+    assistant.open(sender, choose("es"))
     assistant.say(sender, "mi jefe tiene mi pasaporte y no me paga")
     assistant.say(sender, "/check_situation")
     assistant.say(sender, "/affirm")
@@ -171,18 +173,19 @@ def test_quick_exit_inside_the_questions_resets_everything(assistant):
     assert turn.active_loop is None
     assert turn.slots["screening_consent"] is None
     assert turn.slots["language"] == "en"  # back to the deployment's default
-    assert assistant.say(sender, "/affirm").responses == ["utter_menu"]
+    # A new conversation: its first message is asked "is it safe to write now?" again.
+    assert assistant.say(sender, "/affirm").responses == ["utter_first_contact"]
 
 
 def test_forget_me_erases_the_stored_conversation(assistant):
     sender = f"forget-{uuid.uuid4().hex[:8]}"
-    assistant.say(sender, "my sister went to work abroad and stopped answering")
+    assistant.open(sender, "my sister went to work abroad and stopped answering")
     assistant.say(sender, "/ask_job_offer")
     turn = assistant.say(sender, "/forget_me")
     assert turn.responses == ["utter_forget_me_done"]
     assert assistant.stored_events(sender) == []
-    # A fresh start: greeting gets the language menu of a first contact again.
-    assert assistant.say(sender, "/greet").responses == ["utter_language_menu"]
+    # A fresh start: the safety question, then the language menu of a first contact again.
+    assert assistant.open(sender, "/greet").responses == ["utter_language_menu"]
 
 
 def test_a_long_message_switches_language_and_a_short_one_does_not(assistant):

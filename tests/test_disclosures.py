@@ -201,7 +201,7 @@ TOLD = {"en": "my boss keeps my passport", "fr": "mon patron garde mon passeport
 def test_with_the_trained_assistant_the_acknowledgement_comes_before_the_consent(
         assistant, language):
     sender = f"told-{language}-{uuid.uuid4().hex[:8]}"
-    assistant.say(sender, "/change_language" + json.dumps({"language": language}))
+    assistant.open(sender, "/change_language" + json.dumps({"language": language}))
     turn = assistant.say(sender, TOLD[language])
     assert turn.responses == ["utter_disclosure_ack", "utter_screening_about",
                               "utter_screening_consent"]

@@ -297,7 +297,7 @@ def caseworker_reply(bot, sender: str, text: str) -> list[str]:
 def test_a_whole_hand_off(helpline):
     sender = f"handoff-{uuid.uuid4().hex[:10]}"
     say = lambda text: helpline.say(sender, text)  # noqa: E731
-    say("/change_language" + json.dumps({"language": "fr"}))
+    helpline.open(sender, "/change_language" + json.dumps({"language": "fr"}))
     assert say("je veux parler à quelqu'un").responses == ["utter_handoff_consent"]
     turn = say("/affirm")
     assert turn.responses[0] in ("utter_handoff_queued", "utter_handoff_after_hours")

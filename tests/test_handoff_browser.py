@@ -137,8 +137,9 @@ def test_the_whole_hand_off_in_one_browser(helpline, browser):
         chat = person.page
         chat.goto(f"{helpline.rasa}/webhooks/webchat/")
         chat.locator("#start .choices button", has_text="English").click()
-        wait_for_bot_text(chat, EN["utter_menu"])
+        wait_for_bot_text(chat, EN["utter_first_contact"])  # is it safe to write now?
         settled(chat)
+        click_choice(chat, BUTTONS["yes"], EN["utter_menu"])
         session_id = chat.evaluate("sessionStorage.getItem('chat-session')")
         assert re.fullmatch(r"[0-9a-f]{32}", session_id)
         click_choice(chat, BUTTONS["talk"], EN["utter_handoff_consent"].split("{")[0])

@@ -83,7 +83,8 @@ def poll(port: int) -> list[str]:
 def test_a_person_on_the_web_chat_and_a_caseworker_in_the_console(rasa, monkeypatch):
     port, url, secrets = rasa
     monkeypatch.setenv("HELPLINE_SECRETS_FILE", str(secrets))  # the console's, the servers'
-    say(port, '/change_language{"language": "en"}')
+    say(port, '/change_language{"language": "en"}')  # is it safe to write now?
+    say(port, "/affirm")
     assert say(port, "/request_human")[0].startswith("A caseworker from")
     reply = say(port, "/affirm")[0]
     assert reply.startswith(("You are in the queue", "No caseworker is on shift"))
@@ -145,6 +146,13 @@ class Person:
             self.held = [with_buttons(m.get("text", ""), m.get("buttons")) for m in send_json(
                 self.port, "helpline", {"sender": self.address, "message": text})]
 
+    def open(self, text: str) -> None:
+        """Starts the conversation with ``text``: the first answer asks whether it is safe
+        to write now (actions/first_contact.py); "1" (its first button) says yes."""
+        self.say(text)
+        self.until(CATALOG.texts["en"]["utter_first_contact"].split("{")[0])
+        self.say("1")
+
     def everything(self) -> list[str]:
         """Every text that reached the person so far, in order (on Telegram with its
         buttons' titles on the lines after it, as SMS writes them)."""
@@ -193,7 +201,7 @@ def test_a_caseworkers_reply_and_the_close_reach_the_persons_channel(rasa, fakes
     monkeypatch.setenv("HELPLINE_SECRETS_FILE", str(secrets))
     en = CATALOG.texts["en"]
     person = Person(channel, port, fakes)
-    person.say("hello")
+    person.open("hello")
     person.until(CATALOG.names["es"])  # the languages, by number or button
     person.say("1")  # English
     person.until(en["utter_language_set"])
@@ -277,7 +285,7 @@ def test_subscribing_and_stopping_over_sms_and_telegram(rasa, fakes, channel, mo
     person.address = {"sms": "+9995550162", "telegram": "7004002"}[channel]
     conversation = pseudonym(load_secrets(secrets).pseudonym_key, channel, person.address)
     store = subscribers_for(url)
-    person.say("hello")
+    person.open("hello")
     person.until(CATALOG.names["es"])
     person.say("1")  # English
     person.until(en["utter_language_set"])

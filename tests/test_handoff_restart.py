@@ -286,7 +286,9 @@ class Person:
 
     def asks_for_a_person(self) -> None:
         """English, "talk to a person", yes: a case waits (a caseworker is on shift)."""
-        assert self.say('/change_language{"language": "en"}')[0] == EN["utter_language_set"]
+        assert self.say('/change_language{"language": "en"}') == [  # is it safe to write now?
+            CATALOG.render("utter_first_contact", "en", "webchat")["text"]]
+        assert self.say("/affirm")[0] == EN["utter_language_set"]
         assert self.say("/request_human")[0].startswith(EN["utter_handoff_consent"].split("{")[0])
         assert self.say("/affirm") == [EN["utter_handoff_queued"]]
 

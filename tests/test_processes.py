@@ -53,6 +53,8 @@ def test_a_conversation_over_rest_with_typed_numbers(rasa_url):
     sender = "process-test-1"
     status, reply = post(rasa_url, {"sender": sender, "message": "hello"})
     assert status == 200
+    assert texts(reply) == [CATALOG.render("utter_first_contact", "en", "helpline")["text"]]
+    status, reply = post(rasa_url, {"sender": sender, "message": "1"})  # yes, safe to write
     assert [b["title"] for b in reply[0]["buttons"]] == ["English", "Français", "العربية", "Español"]
 
     status, reply = post(rasa_url, {"sender": sender, "message": "2"})  # Français
@@ -75,8 +77,11 @@ def test_a_conversation_over_rest_with_typed_numbers(rasa_url):
     assert texts(reply) == [CATALOG.texts["fr"]["utter_quick_exit"]]
 
     # After the exit no menu is pending in the channel: digits mean the main menu again, as
-    # it is shown here (without "talk to a person": no caseworker account).
+    # it is shown here (without "talk to a person": no caseworker account), in a new
+    # conversation, which is asked first whether it is safe to write.
     status, reply = post(rasa_url, {"sender": sender, "message": "3"})
+    assert texts(reply) == [CATALOG.render("utter_first_contact", "en", "helpline")["text"]]
+    status, reply = post(rasa_url, {"sender": sender, "message": "1"})
     assert texts(reply)[0].startswith(CATALOG.texts["en"]["utter_screening_about"].split("{")[0])
 
 

@@ -1,9 +1,10 @@
 """Seeded random walks through the trained assistant (500 conversations).
 
 Random intents in random order, random skips and stops, emergencies and quick exits at random
-points. In every conversation: no screening question before consent was affirmed (and only
-while that consent is open); an emergency is always answered with the emergency contacts
-first; a quick exit always resets the conversation.
+points. In every conversation: its first message gets "is it safe to write now?" unless it
+is an emergency or a way out (actions/first_contact.py); no screening question before consent
+was affirmed (and only while that consent is open); an emergency is always answered with the
+emergency contacts first; a quick exit always resets the conversation.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 
 import pytest
 
+from actions.first_contact import ANSWERED_AT_ONCE
 from bot.triage import QUESTIONS
 
 pytestmark = pytest.mark.model
@@ -57,6 +59,7 @@ def test_random_walks_keep_the_safety_promises(assistant, capsys):
     for number in range(CONVERSATIONS):
         sender = f"walk-{SEED}-{number}"
         consent_open = False
+        new = True  # the next message starts a conversation
         last: list[str] = []
         for _ in range(rng.randint(4, 12)):
             message = next_message(rng, last)
@@ -66,6 +69,11 @@ def test_random_walks_keep_the_safety_promises(assistant, capsys):
             where = f"conversation {number}, after {message!r}: {responses}"
             affirmed_consent = message == "/affirm" and last and last[-1] == "utter_screening_consent"
 
+            intent = message[1:].split("{")[0]
+            if new:
+                assert (responses == ["utter_first_contact"]) == (intent not in ANSWERED_AT_ONCE), \
+                    f"first message of a conversation in {where}"
+            new = intent in ("quick_exit", "forget_me")  # the conversation is erased
             if affirmed_consent:
                 consent_open = True
             if any(r.startswith("utter_ask_q_") for r in responses):

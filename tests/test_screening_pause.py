@@ -106,7 +106,7 @@ def test_with_the_trained_assistant_a_person_or_services_pause_and_coming_back_r
         ("/affirm", ["utter_ask_q_under_18"]),  # the answer given before is not asked again
         ("/find_services", ["utter_screening_paused", "utter_services_unavailable"]),
     ]
-    for text, expected in steps:
-        turn = assistant.say(sender, text)
+    for index, (text, expected) in enumerate(steps):
+        turn = (assistant.open if index == 0 else assistant.say)(sender, text)
         assert turn.responses == expected, (text, turn.intent, turn.responses)
     assert turn.active_loop is None

@@ -51,8 +51,8 @@ class Chat:
     def __init__(self, helpline, language: str = "en") -> None:
         self.helpline = helpline
         self.sender = f"services-{uuid.uuid4().hex[:10]}"
-        if language != "en":
-            self.say(choose(language))
+        # the conversation opened: "is it safe to write now?" answered yes (Assistant.open)
+        self.turn = helpline.open(self.sender, choose(language))
 
     def say(self, text: str):
         self.turn = self.helpline.say(self.sender, text)

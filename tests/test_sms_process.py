@@ -59,24 +59,30 @@ def replies_after(fake: FakeTwilio, count: int, seconds: float = 30) -> list[str
 def test_a_conversation_by_sms(server):
     port, fake = server
     assert send(port, fake, "hello") == 200
-    [languages] = replies_after(fake, 0)
-    assert "1. English" in languages and "4. Español" in languages
+    [safe] = replies_after(fake, 0)  # first: is it safe to write now? (whole, in one SMS)
+    question = CATALOG.render("utter_first_contact", "en", "sms")
+    assert safe == sms_friendly(question["text"]) + "\n1. Yes\n2. Not now"
+    assert "write EXIT, then delete this SMS thread" in safe
     assert all(m["To"] == NUMBER for m in fake.delivered())
 
+    assert send(port, fake, "1") == 200  # yes: the greeting is answered
+    [languages] = replies_after(fake, 1)
+    assert "1. English" in languages and "4. Español" in languages
+
     assert send(port, fake, "2") == 200  # Français, by its number
-    [chosen] = replies_after(fake, 1)
+    [chosen] = replies_after(fake, 2)
     assert sms_friendly(CATALOG.texts["fr"]["utter_language_set"]) in chosen
     assert "1. " + sms_friendly(CATALOG.buttons["fr"]["learn"]) in chosen
 
     fake.script = [429, 503]  # the provider is busy, then briefly down: the reply still comes
     assert send(port, fake, "1") == 200  # learn how to stay safe
-    [info] = replies_after(fake, 2)
+    [info] = replies_after(fake, 3)
     assert count_segments(info).segments <= 2
     assert info.endswith(sms_friendly(CATALOG.channel_text("sms_more", "fr")))
     assert [r.answered for r in fake.received[-3:]] == [429, 503, 201]
 
     assert send(port, fake, "PLUS") == 200  # the rest of that answer
-    [rest] = replies_after(fake, 3)
+    [rest] = replies_after(fake, 4)
     assert rest != info and count_segments(rest).segments <= 2
 
 

@@ -88,6 +88,14 @@ def test_a_conversation_over_telegram(telegram):
     assert post(telegram, hello) == 200
     sent = replies(telegram, 1)
     assert len(sent) == 1 and sent[0]["chat_id"] == str(CHAT_ID)
+    # first: is it safe to write now? (with Telegram's way to leave fast)
+    assert sent[0]["text"] == CATALOG.render("utter_first_contact", "en", "telegram")["text"]
+    safe = sent[0]["reply_markup"]["inline_keyboard"]
+    assert [row[0]["text"] for row in safe] == ["Yes", "Not now"]
+
+    telegram.clear()
+    assert post(telegram, press(safe[0][0]["callback_data"])) == 200  # yes: "hello" answered
+    sent = replies(telegram, 1)
     keyboard = sent[0]["reply_markup"]["inline_keyboard"]
     assert [row[0]["text"] for row in keyboard] == ["English", "Français", "العربية", "Español"]
 
@@ -100,7 +108,7 @@ def test_a_conversation_over_telegram(telegram):
 
     telegram.clear()
     chat = telegram.visible(CHAT_ID)
-    assert len(chat) == 4  # "hello" and the bot's three replies (the button press is none)
+    assert len(chat) == 5  # "hello" and the bot's four replies (the button presses are none)
     leave = text_update(telegram, "/exit")
     assert post(telegram, leave) == 200
     assert [p["text"] for p in replies(telegram, 1)] == [CATALOG.texts["fr"]["utter_quick_exit"]]

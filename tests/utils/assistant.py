@@ -15,6 +15,8 @@ from typing import Any, Dict, List, Optional
 
 from bot.settings import PROJECT_ROOT
 
+FIRST_CONTACT = "utter_first_contact"  # the first answer of a new conversation
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -99,6 +101,7 @@ class Turn:
     slots: Dict[str, Any]
     active_loop: Optional[str]
     events: List[Any] = field(default_factory=list)
+    buttons: List[List[str]] = field(default_factory=list)  # each message's button payloads
 
 
 class Assistant:
@@ -150,14 +153,25 @@ class Assistant:
     def parse(self, text: str) -> Dict[str, Any]:
         return self.loop.run_until_complete(self.agent.parse_message(text))
 
-    def say(self, sender: str, text: str) -> Turn:
-        """Sends ``text`` as ``sender`` and returns the bot's turn."""
-        return self.loop.run_until_complete(self._say(sender, text))
+    def open(self, sender: str, text: str, channel: Optional[str] = None) -> Turn:
+        """Starts ``sender``'s conversation with ``text``: asserts that the first answer is
+        "is it safe to write now?" (actions/first_contact.py), answers yes, and returns that
+        turn, in which ``text`` is answered as if just sent."""
+        first = self.say(sender, text, channel)
+        assert first.responses == [FIRST_CONTACT], (text, first.intent, first.responses)
+        return self.say(sender, "/affirm", channel)
 
-    async def _say(self, sender: str, text: str) -> Turn:
+    def say(self, sender: str, text: str, channel: Optional[str] = None) -> Turn:
+        """Sends ``text`` as ``sender`` (from input channel ``channel``: its words are used)
+        and returns the bot's turn."""
+        return self.loop.run_until_complete(self._say(sender, text, channel))
+
+    async def _say(self, sender: str, text: str, channel: Optional[str] = None) -> Turn:
+        from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
         from rasa.shared.core.events import BotUttered, UserUttered
 
-        await self.agent.handle_text(text, sender_id=sender)
+        await self.agent.handle_message(
+            UserMessage(text, CollectingOutputChannel(), sender, input_channel=channel))
         tracker = self.store.seen[sender]  # this turn as processed, before any erasing
         events = list(tracker.events)
         # The store keeps the latest sessions only; this turn starts at the last user message.
@@ -169,6 +183,8 @@ class Assistant:
             intent=(user.intent or {}).get("name") if user else None,
             responses=[(b.metadata or {}).get("utter_action") for b in bots],
             texts=[b.text or "" for b in bots],
+            buttons=[[button.get("payload") for button in (b.data or {}).get("buttons") or []]
+                     for b in bots],
             slots=dict(tracker.current_slot_values()),
             active_loop=tracker.active_loop_name,
             events=new,

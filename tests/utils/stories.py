@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 import yaml
 
+from actions.first_contact import ANSWERED_AT_ONCE
 from bot.language import count_letters, detect_language
 from bot.settings import PROJECT_ROOT
 
@@ -53,7 +54,7 @@ def answer(intent: str, question: str, value: str, next_question: Optional[str])
 
 FLOWS: dict[str, list[tuple]] = {
     "first contact and language": [
-        user("greet"), *act("action_language_menu"),
+        user("greet"), *act("action_language_menu"),  # after "is it safe to write now?"
         user("change_language", language="LANG"), *act("action_change_language"),
         user("menu"), *act("utter_menu"),
     ],
@@ -162,6 +163,37 @@ FLOWS: dict[str, list[tuple]] = {
     ],
 }
 
+# The first answer of a new conversation (actions/first_contact.py), written out; FLOWS get
+# it added by ``first_contact``.
+FIRST_CONTACT_FLOWS: dict[str, list[tuple]] = {
+    "first contact: not safe now, then a later message as usual": [
+        user("find_services"), *act("action_ask_safe_to_write"),
+        user("deny"), *act("action_answer_safe_to_write"),
+        user("ask_job_offer"), *act("utter_awareness_job_offer"),
+    ],
+    "first contact: another message answers the question and is answered": [
+        user("greet"), *act("action_ask_safe_to_write"),
+        user("ask_rights"), *act("utter_awareness_rights"),
+    ],
+}
+
+
+def first_contact(flow: list[tuple]) -> list[tuple]:
+    """``flow`` as a new conversation has it: its first message waits for "is it safe to
+    write now?" and "yes" answers it as if just sent (the action returns the same user
+    message again: here the same user step). A greeting gets the language menu from the
+    action itself. A first message answered at once keeps the flow as it is."""
+    first = flow[0]
+    if first[0] != "user" or first[1] in ANSWERED_AT_ONCE:
+        return flow
+    exchange = [first, ("action", "action_ask_safe_to_write"),
+                user("affirm"), ("action", "action_answer_safe_to_write")]
+    if first[1] == "greet":
+        following = next(i for i, step in enumerate(flow[1:], 1) if step[0] == "user")
+        return exchange + flow[following:]
+    return exchange + flow
+
+
 _MARKUP = re.compile(r"\[([^\]]+)\](\([^)]*\)|\{[^}]*\})")
 
 
@@ -217,7 +249,8 @@ def _pick(
 def build(language: str) -> str:
     examples = _examples(language)
     stories: list[dict[str, Any]] = []
-    for title, flow in FLOWS.items():
+    flows = {title: first_contact(flow) for title, flow in FLOWS.items()} | FIRST_CONTACT_FLOWS
+    for title, flow in flows.items():
         steps: list[dict[str, Any]] = []
         for step in flow:
             if step[0] == "user":
