@@ -33,6 +33,13 @@ def say(url: str, sender: str, text: str) -> list[str]:
         return [m.get("text") or "" for m in json.load(reply)]
 
 
+def open_conversation(url: str, sender: str) -> None:
+    """hello, then yes to "is it safe to write now?": the language menu."""
+    assert say(url, sender, "hello") == [CATALOG.render("utter_first_contact", "en",
+                                                        "helpline")["text"]]
+    say(url, sender, "1")
+
+
 def is_failure_answer(texts: list[str], language: str) -> bool:
     start = CATALOG.channel_text("actions_down", language)
     return len(texts) == 1 and texts[0].startswith(start) and "+999 100 000" in texts[0]
@@ -75,7 +82,7 @@ def servers(model_path, tmp_path_factory):
 
 def test_killed_mid_questions_then_back_where_it_was(servers):
     url, sender = servers["url"], "failure-test-1"
-    say(url, sender, "hello")
+    open_conversation(url, sender)
     say(url, sender, "2")  # Français
     texts = say(url, sender, "/check_situation")
     assert texts[-1].startswith(CATALOG.texts["fr"]["utter_screening_consent"].split("{")[0])
@@ -98,7 +105,7 @@ def test_killed_mid_questions_then_back_where_it_was(servers):
 
 def test_an_action_server_too_slow_gets_the_answer_after_the_timeout(servers):
     url, sender = servers["url"], "failure-test-2"
-    say(url, sender, "hello")
+    open_conversation(url, sender)
     say(url, sender, "3")  # العربية
     stop(servers["state"]["actions"])
     servers["state"]["actions"] = None
