@@ -155,7 +155,7 @@ def create_app(sessions: "sessionmaker[Session]", fernet, relay: Relay,
         config: everything else (default: ``Config()``).
     """
     config = config or Config()
-    app = web.Application(client_max_size=64 * 1024)
+    app = web.Application(client_max_size=64 * 1024, middlewares=[_unreadable_forms])
     app[CONFIG] = config
     app[USERS] = Users(sessions, clock=config.clock, hash_slots=config.hash_slots)
     # Sign-ins wait for a free hash slot here, on the event loop, not in a thread: waiting
@@ -300,6 +300,22 @@ def _drop_cookie(response: web.StreamResponse, config: Config, name: str) -> Non
 def _set_cookie(response: web.StreamResponse, config: Config, name: str, value: str) -> None:
     response.set_cookie(name, value, path="/", httponly=True, secure=config.secure_cookies,
                         samesite="Strict")
+
+
+@web.middleware
+async def _unreadable_forms(request: web.Request, handler) -> web.StreamResponse:
+    """A posted body that is not a readable form (not UTF-8, a broken multipart body: aiohttp
+    raises while parsing it in ``request.post()``) gets a 400 that says so, not a server error
+    (issue 17 §6). The form is read here once; the handlers get aiohttp's cached copy."""
+    if request.method == "POST":
+        try:
+            await request.post()
+        except (UnicodeDecodeError, ValueError, AssertionError, web.HTTPException) as exc:
+            if isinstance(exc, web.HTTPException) and exc.status != 400:
+                raise
+            return _error_page(request, 400, "The form could not be read: send it as the "
+                                             "console's page does (UTF-8, urlencoded).")
+    return await handler(request)
 
 
 def _error_page(request: web.Request, status: int, message: str,
