@@ -474,8 +474,13 @@ def test_restarting_the_console_and_the_rasa_server_keeps_the_queue_and_the_case
     assert person.wait_for_pushed() == ["I am Amina, a caseworker. You can write freely here."]
     # The way back is in Redis, encrypted: the conversation's key, never the session id.
     stored = redis_keys(REDIS_URL)
-    assert list(stored) == [(REDIS_PREFIX + person.conversation_id).encode()]
+    routes = [key for key in stored if key.startswith(REDIS_PREFIX.encode())]
+    assert routes == [(REDIS_PREFIX + person.conversation_id).encode()]
+    # beside it only the rate counter of the same conversation (issue 17 §2): a count
+    assert {key for key in stored if key not in routes} <= {
+        f"helpline:limit:rate:{person.conversation_id}".encode()}
     assert person.session.encode() not in b"".join(stored.values())
+    assert person.session.encode() not in b"".join(stored)
 
     # The Rasa server and the action server restart (as a deployment or a crash would).
     helpline.restart_rasa()
