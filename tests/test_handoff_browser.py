@@ -256,7 +256,8 @@ def test_the_whole_hand_off_in_one_browser(helpline, browser):
         assert all(text in received for text in said + [typed])
         assert any(said[1] in data for data in amina.streamed)  # the live line, as it came
         log = helpline.console_log.read_text(encoding="utf-8", errors="replace")
-        assert f"/cases/{number}" in log  # the access log is there
+        # the access log is there, with the route's template only (issue 17 §3)
+        assert "GET /cases/{number} 200" in log and f"/cases/{number}" not in log
         for secret in (session_id, conversation_id):
             for part in (secret, secret[:12], secret[-12:]):
                 assert part not in received, part
