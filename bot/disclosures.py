@@ -17,6 +17,7 @@ from bot.keywords import load_patterns, match_patterns
 from bot.triage import QUESTIONS
 
 DISCLOSURES_FILE = Path(__file__).resolve().parent / "disclosures.yml"
+EXCEPTIONS_FILE = Path(__file__).resolve().parent / "disclosures_not.yml"
 # Every value the ``disclosed`` slot may hold: "<question>=<answer>" (a closed set).
 LABELS = tuple(f"{q}={a}" for q in QUESTIONS for a in ("yes", "no"))
 _DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
@@ -30,7 +31,7 @@ class DisclosuresError(ValueError):
     """The patterns file is unreadable or names an unknown question or answer."""
 
 
-@lru_cache(maxsize=1)
+@lru_cache(maxsize=2)
 def _patterns(path: Path = DISCLOSURES_FILE) -> tuple:
     patterns = load_patterns(path)
     for _, label in patterns:
@@ -39,6 +40,20 @@ def _patterns(path: Path = DISCLOSURES_FILE) -> tuple:
             raise DisclosuresError(f"{Path(path).name}: {label!r} is not <question>=yes|no "
                                    f"for a question of bot/triage.yml")
     return tuple(patterns)
+
+
+@lru_cache(maxsize=2)
+def _exceptions(path: Path = DISCLOSURES_FILE, exceptions_path: Path = EXCEPTIONS_FILE) -> tuple:
+    """What cancels a disclosure (``disclosures_not.yml``): "all" (someone else's situation,
+    a hypothetical), or one label (a negation: "nobody threatens me", "I still have my
+    passport")."""
+    known = {label for _, label in _patterns(path)} | {"all"}
+    exceptions = load_patterns(exceptions_path)
+    for _, label in exceptions:
+        if label not in known:
+            raise DisclosuresError(f"{Path(exceptions_path).name}: {label!r} is neither 'all' "
+                                   f"nor a label of {Path(path).name}")
+    return tuple(exceptions)
 
 
 def is_question(text: str) -> bool:
@@ -51,6 +66,9 @@ def disclosed(text: str, path: Path = DISCLOSURES_FILE) -> Dict[str, str]:
     if not text.strip() or is_question(text):
         return {}
     labels = match_patterns(text, list(_patterns(path)))
+    if labels:
+        cancelled = match_patterns(text, list(_exceptions(path)))  # (the default exceptions)
+        labels = set() if "all" in cancelled else labels - cancelled
     return dict(sorted(label.split("=", 1) for label in labels))
 
 

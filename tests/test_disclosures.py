@@ -218,3 +218,64 @@ def test_with_the_trained_assistant_the_acknowledgement_comes_before_the_consent
     assert turn.slots["disclosed"] is None  # forgotten with the answers
     turn = assistant.say(sender, "/check_situation")
     assert turn.responses == ["utter_screening_about", "utter_screening_consent"]  # no ack
+
+
+# Issue 16 §5, measured against messages written by a helper who never saw the patterns (not
+# in the repository; figures in the README): violence, deception about the work, the phone
+# as a document, ages said in other ways, debts "that keep growing" were missed; negations,
+# hypotheticals and other people's situations were taken as the writer's own. These
+# examples are written here, not taken from that set.
+HEARD = [
+    ("the supervisor slapped me and my friend yesterday", {"q_threats": "yes"}),
+    ("madam go flog me if i complain", {"q_threats": "yes"}),
+    ("el encargado me pegó en la cara", {"q_threats": "yes"}),
+    ("le chef m'a frappé hier soir", {"q_threats": "yes"}),
+    ("المدير ضربني امبارح", {"q_threats": "yes"}),
+    ("they said cashier job in a supermarket but now i clean toilets all day", {"q_work_as_promised": "no"}),
+    ("on m'a menti sur le travail", {"q_work_as_promised": "no"}),
+    ("me dijeron que era de mesera pero ahora trabajo de noche en un bar", {"q_work_as_promised": "no"}),
+    ("كذبوا علي بالشغل", {"q_work_as_promised": "no"}),
+    ("my boss collected my fone and my id", {"q_documents": "no"}),
+    ("je n'ai plus mon téléphone, le patron le garde", {"q_documents": "no"}),
+    ("i dey 16, abeg help", {"q_under_18": "yes"}),
+    ("je suis mineure", {"q_under_18": "yes"}),
+    ("soy menor de edad", {"q_under_18": "yes"}),
+    ("we still owe the agent for the flight", {"q_debt": "yes"}),
+    ("je dois encore de l'argent au passeur", {"q_debt": "yes"}),
+    ("guards watching us day and night at the site", {"q_free_to_leave": "no"}),
+]
+NOT_HEARD = [
+    "nobody threatens me, i just want information",
+    "no one took my passport, it is in my bag",
+    "i still have my passport and my phone",
+    "the manager never hit me",
+    "what if they take my passport at the border",
+    "suppose the agent keeps my documents, what then",
+    "my cousin's boss beats her every day",
+    "ma voisine est enfermée chez ses patrons",
+    "personne ne me menace",
+    "j'ai encore mes papiers",
+    "nadie me amenaza",
+    "mi amiga tiene 15 años y trabaja en una casa",
+    "صديقي ضربه صاحب الشغل",
+    "i can go out whenever i want",
+]
+
+
+@pytest.mark.parametrize("text, answers", HEARD)
+def test_more_ways_of_telling_are_heard(text, answers):
+    assert disclosed(text) == answers
+
+
+@pytest.mark.parametrize("text", NOT_HEARD)
+def test_negations_hypotheticals_and_other_people_disclose_nothing(text):
+    assert disclosed(text) == {}
+
+
+def test_an_exception_for_an_unknown_label_is_refused(tmp_path):
+    from bot import disclosures
+
+    bad = tmp_path / "not.yml"
+    bad.write_text("patterns:\n  q_salary=no:\n    - paid\n", encoding="utf-8")
+    with pytest.raises(DisclosuresError, match="q_salary=no"):
+        disclosures._exceptions(disclosures.DISCLOSURES_FILE, bad)
