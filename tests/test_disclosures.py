@@ -243,6 +243,11 @@ HEARD = [
     ("we still owe the agent for the flight", {"q_debt": "yes"}),
     ("je dois encore de l'argent au passeur", {"q_debt": "yes"}),
     ("guards watching us day and night at the site", {"q_free_to_leave": "no"}),
+    ("صاحب المطعم ماسك هويتي", {"q_documents": "no"}),
+    ("ما بقدر اطلع من المصنع", {"q_free_to_leave": "no"}),
+    ("tengo 13 y trabajo en una casa", {"q_under_18": "yes"}),
+    ("la agencia dijo que era de cocinera y ahora limpio baños", {"q_work_as_promised": "no"}),
+    ("nos tienen encerradas en la bodega", {"q_free_to_leave": "no"}),
 ]
 NOT_HEARD = [
     "nobody threatens me, i just want information",
@@ -259,6 +264,9 @@ NOT_HEARD = [
     "mi amiga tiene 15 años y trabaja en una casa",
     "صديقي ضربه صاحب الشغل",
     "i can go out whenever i want",
+    "لو اخدوا جوازي شو بعمل",
+    "ما علي فلوس لحدا",
+    "no le debo nada al patrón",
 ]
 
 
