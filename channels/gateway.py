@@ -31,8 +31,8 @@ from bot.privacy.keys import Secrets, load_secrets
 from bot.privacy.logs import install_log_scrubber, remember_sensitive
 from bot.privacy.pseudonyms import pseudonym
 from bot.privacy.routes import MemoryRouteCache, RedisRouteCache, Route, RouteCache
-from channels.limits import Limits, MemoryLimits, RedisLimits
 from bot.settings import Settings
+from channels.limits import Limits, MemoryLimits, RedisLimits
 from channels.menus import as_text_unless_payload, language_of, payloads_of, resolve_choice
 
 logger = logging.getLogger(__name__)
@@ -78,9 +78,7 @@ def _safety_keywords() -> dict[str, str]:
 def leaves(text: str) -> bool:
     """Whether ``text`` asks to leave, erase or unsubscribe: its payload, or one of the
     safety keywords written exactly (EXIT, FORGET ME...)."""
-    from bot.keywords import match_keyword
-
-    from bot.keywords import safety_form
+    from bot.keywords import match_keyword, safety_form
 
     if text.startswith("/"):
         return text[1:].split("{", 1)[0] in ALWAYS_ANSWERED
