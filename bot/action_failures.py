@@ -12,8 +12,9 @@ contacts (the catalog's ``actions_down`` and the deployment's contacts for the p
 The person's message is then taken back (with what it changed: a slot filled from it, a
 question the form could not ask) and the turn ends, so that
 the conversation is where it was before that message when the action server is back. Only
-in a turn the person started: an action the console runs through the API (a caseworker's
-reply) fails as before.
+in a turn the person started. An action the console runs through Rasa's API (a caseworker's
+reply, the end of a case) makes the API answer an error instead of 200, so that the console
+withdraws the reply and tells the caseworker it was not sent.
 Form validation refusals (HTTP 400, ``ActionExecutionRejection``) pass through untouched.
 """
 
@@ -28,6 +29,9 @@ from rasa.shared.exceptions import RasaException
 logger = logging.getLogger(__name__)
 _INSTALLED: list = []
 _FAILED: set = set()  # conversations whose current action failed on the action server
+# The actions the console runs through Rasa's API (console/relay.py): when they fail, the
+# API answers an error, so that the console withdraws the reply and says it was not sent.
+API_ACTIONS = frozenset({"action_relay_caseworker", "action_handoff_closed"})
 
 
 def in_person_turn(tracker: Any) -> Optional[str]:
@@ -113,8 +117,10 @@ def install(timeout_seconds: Optional[float] = None) -> None:
         if tracker.sender_id not in _FAILED:
             return go_on
         _FAILED.discard(tracker.sender_id)  # Rasa logged the error and dropped the events
+        if action.name() in API_ACTIONS:
+            raise ActionServerUnavailable(action.name())
         if in_person_turn(tracker) is None:
-            return go_on  # no message of the person's to answer (an action run through the API)
+            return go_on  # no message of the person's to answer
         message = failure_message(tracker)
         await output_channel.send_response(tracker.sender_id, message)
         # The person is asked to try again: their message is taken back with all it changed

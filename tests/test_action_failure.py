@@ -24,6 +24,7 @@ from tests.utils.assistant import free_port, start_action_server, start_rasa_ser
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 CATALOG = load_catalog()
 TIMEOUT = 3  # HELPLINE_ACTION_TIMEOUT_SECONDS for this test's Rasa server
+API_TOKEN = "failure-test-token-0123456789abcdefABCDEF"
 
 
 def say(url: str, sender: str, text: str) -> list[str]:
@@ -64,7 +65,7 @@ def servers(model_path, tmp_path_factory):
     state = {"actions": start_action_server(action_port, logs / "actions-1.log")}
     try:
         rasa = start_rasa_server(model_path, rasa_port, f"http://127.0.0.1:{action_port}/webhook",
-                                 logs / "rasa.log",
+                                 logs / "rasa.log", ("--enable-api", "--auth-token", API_TOKEN),
                                  HELPLINE_ACTION_TIMEOUT_SECONDS=str(TIMEOUT))
     except Exception:
         stop(state["actions"])
@@ -74,7 +75,8 @@ def servers(model_path, tmp_path_factory):
         state["actions"] = start_action_server(action_port, logs / "actions-2.log")
 
     yield {"url": f"http://127.0.0.1:{rasa_port}/webhooks/helpline/webhook",
-           "port": action_port, "state": state, "restart": restart}
+           "port": action_port, "state": state, "restart": restart,
+           "secrets": logs / "secrets.json"}
     stop(rasa)
     if state["actions"] is not None:
         stop(state["actions"])
@@ -127,3 +129,40 @@ def test_an_action_server_too_slow_gets_the_answer_after_the_timeout(servers):
     servers["restart"]()
     texts = say(url, sender, "/menu")
     assert texts and not is_failure_answer(texts, "ar")
+
+
+def test_a_caseworkers_reply_through_the_api_fails_loudly_while_the_action_server_is_down(
+        servers):
+    """The console runs action_relay_caseworker through Rasa's API; with the action server
+    down the API answers an error (it said 200), so the console's relay raises and the
+    console withdraws the reply and says it was not sent (console/app.py reply)."""
+    import asyncio
+
+    from bot.action_failures import API_ACTIONS
+    from console.relay import CLOSED_ACTION, RELAY_ACTION, RasaRelay, RelayError
+
+    assert API_ACTIONS == {RELAY_ACTION, CLOSED_ACTION}
+    url, sender = servers["url"], "failure-test-3"
+    open_conversation(url, sender)
+    relay = RasaRelay(url.split("/webhooks/")[0], API_TOKEN)
+
+    from bot.privacy.keys import load_secrets
+    from bot.privacy.pseudonyms import pseudonym
+
+    class Case:  # the fields of bot.cases.queue.CaseView the relay reads
+        conversation_id = pseudonym(load_secrets(servers["secrets"], environ={}).pseudonym_key,
+                                    "helpline", sender)
+        channel = "helpline"
+
+    async def send() -> None:
+        try:
+            await relay.send(Case(), "a reply")
+        finally:
+            await relay.close()
+
+    stop(servers["state"]["actions"])
+    servers["state"]["actions"] = None
+    with pytest.raises(RelayError, match="HTTP 500"):
+        asyncio.run(send())
+    servers["restart"]()
+    asyncio.run(send())  # back: 200 (nothing waits in a transcript here: nothing is said)
