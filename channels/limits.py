@@ -14,7 +14,6 @@ hash (``keyed``).
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import threading
@@ -22,6 +21,8 @@ import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from typing import Callable
+
+from bot.privacy.routes import RedisRouteCache
 
 REDIS_PREFIX = "helpline:limit:"
 MAX_MEMORY_KEYS = 200_000
@@ -90,16 +91,7 @@ class RedisLimits(Limits):
         self.url = url
         self._clients: dict = {}
 
-    def _client(self):
-        import redis.asyncio as aioredis
-
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:  # a client belongs to one event loop
-            client = aioredis.Redis.from_url(self.url)
-            self._clients = {loop: client}
-        return client
-
+    _client = RedisRouteCache._client  # one client per event loop, as the route cache
     async def first_time(self, key: str, seconds: int) -> bool:
         return bool(await self._client().set(REDIS_PREFIX + key, b"1", nx=True, ex=seconds))
 
