@@ -27,6 +27,7 @@ _RANGE = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-4]):([0-5]
 _TOP_KEYS = {"organisation", "languages", "default_language", "emergency_contacts",
              "human_cover", "retention"}
 _RETENTION_KEYS = {"conversation_idle_hours", "reply_route_idle_hours", "closed_case_days"}
+_RETENTION_OPTIONAL = {"undelivered_reply_minutes": 60}
 _OPTIONAL_KEYS = {"sms", "web_chat", "campaigns", "figures", "handoff"}
 _HANDOFF_KEYS = {"max_new_cases_per_hour"}
 _WEB_CHAT_KEYS = {"quick_exit_url"}
@@ -147,11 +148,14 @@ class HumanCover:
 
 @dataclass(frozen=True)
 class Retention:
-    """How long things are kept, from the deployment file."""
+    """How long things are kept, from the deployment file. ``undelivered_reply_minutes``
+    (optional, 60): how long a reply the provider did not take is tried again before it is
+    dropped (``channels.redelivery``)."""
 
     conversation_idle_hours: int
     reply_route_idle_hours: int
     closed_case_days: int
+    undelivered_reply_minutes: int = 60
 
 
 @dataclass(frozen=True)
@@ -458,7 +462,7 @@ def _retention(value: Any, problems: list[str]) -> Retention:
     if not isinstance(value, dict):
         problems.append("retention: must give " + ", ".join(sorted(_RETENTION_KEYS)))
         return empty
-    for key in sorted(set(value) - _RETENTION_KEYS):
+    for key in sorted(set(value) - _RETENTION_KEYS - set(_RETENTION_OPTIONAL)):
         problems.append(f"retention.{key}: unknown setting")
     numbers = {}
     for key in sorted(_RETENTION_KEYS):
@@ -468,6 +472,12 @@ def _retention(value: Any, problems: list[str]) -> Retention:
         elif isinstance(number, bool) or not isinstance(number, int) or number <= 0:
             problems.append(f"retention.{key}: must be a whole number above 0, got {number!r}")
         numbers[key] = number if isinstance(number, int) else 0
+    for key, default in _RETENTION_OPTIONAL.items():
+        number = value.get(key, default)
+        if isinstance(number, bool) or not isinstance(number, int) or number <= 0:
+            problems.append(f"retention.{key}: must be a whole number above 0, got {number!r}")
+            number = default
+        numbers[key] = number
     return Retention(**numbers)
 
 

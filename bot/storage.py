@@ -34,7 +34,7 @@ def load_models() -> None:
     import importlib
 
     for module in ("bot.services.models", "bot.cases.models", "console.models",
-                   "bot.campaigns.models"):
+                   "bot.campaigns.models", "bot.delayed"):
         importlib.import_module(module)
 
 

@@ -18,7 +18,9 @@ Twilio POSTs each incoming SMS (form fields From, Body, NumMedia, OptOutType...)
 5. renders the turn as SMS (``channels.sms_text``: numbered options, at most the deployment's
    ``sms.segment_budget`` segments per message, the rest kept in the encrypted reply route for
    "more") and sends the first part through ``TwilioSender`` (retries 429, 5xx and timeouts)
-   in a background task, so the webhook answers Twilio at once with an empty TwiML response.
+   in a background task, so the webhook answers Twilio at once with an empty TwiML response;
+   what Twilio still does not take waits in the route and goes out once it does
+   (``channels.redelivery``).
 
 With Twilio's default opt-out handling (``provider_opt_out: true``, the default) Twilio
 answers STOP itself and blocks the number, so the assistant sends nothing to a STOP word;
@@ -56,6 +58,7 @@ from bot.settings import Settings
 from channels.gateway import Admitted, Gateway, limit_request_size
 from channels.limits import keyed
 from channels.menus import TurnCollector
+from channels.redelivery import Redelivery, unit
 from channels.sms_keywords import load_keywords
 from channels.sms_text import render_turn
 from channels.twilio_api import TWILIO_API_URL, SendError, TwilioConfig, TwilioSender
@@ -150,6 +153,9 @@ class SmsInput(InputChannel):
         self.sender = sender or TwilioSender(config.twilio)
         self.validator = RequestValidator(config.twilio.auth_token)
         self._tasks: set = set()
+        # replies Twilio did not take wait in the route and go out when it takes them again
+        self.redelivery = Redelivery(self.name(), lambda: self.gateway.routes, self._send_part,
+                                     refused=self._refused)
 
     @property
     def sms(self) -> SmsSettings:
@@ -161,6 +167,14 @@ class SmsInput(InputChannel):
         self, on_new_message: Callable[[UserMessage], Awaitable[Any]]
     ) -> Blueprint:
         hook = limit_request_size(Blueprint("helpline_sms_webhook", __name__))
+
+        @hook.listener("after_server_start")
+        async def redeliver(*_: Any) -> None:
+            self.redelivery.start()
+
+        @hook.listener("before_server_stop")
+        async def stop_redelivering(*_: Any) -> None:
+            await self.redelivery.stop()
 
         @hook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
@@ -267,10 +281,13 @@ class SmsInput(InputChannel):
         chosen = deployment.language_or_default(language or admitted.route.language)
         return load_catalog().channel_text(key, chosen)
 
-    async def _reply(self, admitted: Admitted, parts: Sequence[str]) -> None:
+    async def _reply(self, admitted: Admitted, parts: Sequence[str], original: str = "") -> None:
+        """Sends ``parts`` (in the background unless ``background`` is off); ``original``:
+        the caseworker's reply they carry, if they do."""
         if not parts:
             return
-        delivery = self._deliver(admitted.route.address, list(parts), admitted.conversation_id)
+        delivery = self._deliver(admitted.route.address, list(parts), admitted.conversation_id,
+                                 original)
         if not self.background:
             await delivery
             return
@@ -278,17 +295,21 @@ class SmsInput(InputChannel):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _deliver(self, address: str, parts: list[str], conversation_id: str = "") -> None:
-        for part in parts:
-            try:
-                await self.sender.send(address, part)
-            except SendError as exc:
-                logger.warning("sms channel: a reply was not delivered (%s, after %d attempt(s))",
-                               "refused" if exc.permanent else "gave up", exc.attempts)
-                if exc.code == OPTED_OUT and conversation_id:
-                    # the number sent STOP (or QUIT, END...) to Twilio: tell the caseworker
-                    await replies_blocked(conversation_id, part)
-                return
+    async def _deliver(self, address: str, parts: list[str], conversation_id: str = "",
+                       original: str = "") -> None:
+        """Sends ``parts`` in order; those Twilio did not take (5xx, 429, no answer after the
+        sender's retries) wait in the route for ``channels.redelivery``."""
+        units = [unit(part, original if index == 0 else "") for index, part in enumerate(parts)]
+        await self.redelivery.deliver(conversation_id, address, units)
+
+    async def _send_part(self, address: str, _conversation_id: str, item: dict) -> None:
+        await self.sender.send(address, item["m"])
+
+    async def _refused(self, conversation_id: str, item: dict, exc: BaseException) -> None:
+        """Twilio refused a part: when the number sent STOP (or QUIT, END...) to Twilio, the
+        caseworker is told and their reply goes out again after the person's next message."""
+        if isinstance(exc, SendError) and exc.code == OPTED_OUT:
+            await replies_blocked(conversation_id, item.get("o") or item["m"])
 
     def get_output_channel(self) -> OutputChannel:
         return SmsPushOutput(self)
@@ -315,7 +336,7 @@ class SmsPushOutput(OutputChannel):
                  "metadata": message.get("metadata") or {}}]
         parts = self.channel.render(turn, admitted)
         await self.channel.gateway.remember_turn(admitted, turn, pending=parts[1:])
-        await self.channel._reply(admitted, parts[:1])
+        await self.channel._reply(admitted, parts[:1], original=message.get("text") or "")
 
     async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
         await self.send_response(recipient_id, {"text": text, **kwargs})

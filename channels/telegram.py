@@ -79,6 +79,7 @@ from bot.services.reply import location_payload
 from bot.settings import Settings
 from channels.gateway import Admitted, Gateway, limit_request_size
 from channels.menus import TurnCollector, payloads_of
+from channels.redelivery import Redelivery, unit
 from channels.rest import json_body
 from channels.telegram_api import (
     DELETE_WINDOW_SECONDS, SendError, TelegramConfig, TelegramSender, deletable, fits_callback,
@@ -293,6 +294,8 @@ class TelegramInput(InputChannel):
         # conversation id -> ids to delete from its chat, between its erasure and the deletion
         self._erasing: dict[str, list[tuple[int, int]]] = {}
         self._eraser = f"telegram chat messages ({id(self)})"
+        # replies Telegram did not take wait in the route and go out when it takes them again
+        self.redelivery = Redelivery(self.name(), lambda: self.gateway.routes, self._send_unit)
 
     # -- the webhook ------------------------------------------------------------------------
 
@@ -304,9 +307,11 @@ class TelegramInput(InputChannel):
         @hook.listener("after_server_start")
         async def connect(*_: Any) -> None:
             self._keep(asyncio.ensure_future(self._check_api()))
+            self.redelivery.start()
 
         @hook.listener("before_server_stop")
         async def close(*_: Any) -> None:
+            await self.redelivery.stop()
             await self.drain(STOP_WAIT_SECONDS)
             erasure.unregister(self._eraser)
             await self.sender.close()
@@ -435,32 +440,36 @@ class TelegramInput(InputChannel):
         return task
 
     async def deliver(self, chat_id: int | str, messages: Sequence[dict],
-                      conversation_id: Optional[str] = None) -> bool:
-        """Sends ``messages`` in order; stops at the first one Telegram did not take. The ids of
-        those sent go to the conversation's route (``note_messages``)."""
-        menu = payloads_of(messages)
+                      conversation_id: Optional[str] = None, original: str = "") -> bool:
+        """Sends ``messages`` in order; True when Telegram took them all. Those it did not take
+        (5xx, 429, no answer after the sender's retries) and the rest of the turn wait in the
+        route for ``channels.redelivery``; a refusal drops the rest of the turn. The ids of
+        those sent go to the conversation's route (``note_messages``). ``original``: the
+        caseworker's reply they carry, if they do."""
+        menu = list(payloads_of(messages))
+        units = []
         for message in messages:
             text = message.get("text") or ""
-            buttons = message.get("buttons") or []
+            buttons = list(message.get("buttons") or [])
             if not text.strip():
                 if not buttons:
                     continue
                 text = "…"
-            markup = keyboard(buttons, lambda b: callback_data(b, menu)) if buttons else None
-            sent: list[tuple[int, int]] = []
-            try:
-                await self.sender.send_text(chat_id, text, markup, sent)
-            except SendError as exc:
-                logger.warning("telegram channel: a reply was not delivered, the rest of the turn "
-                               "is dropped (%s)", exc)
-                return False
-            except Exception as exc:  # never let a background task die silently
-                logger.error("telegram channel: sending failed (%s)", type(exc).__name__)
-                return False
-            finally:
-                if sent and conversation_id is not None:
-                    await self.note_messages(conversation_id, sent)
-        return True
+            units.append(unit({"text": text, "buttons": buttons}, original if not units else "",
+                              menu=menu))
+        sent = await self.redelivery.deliver(conversation_id or "", chat_id, units)
+        return sent == len(units)
+
+    async def _send_unit(self, chat_id: Any, conversation_id: str, item: dict) -> None:
+        message, menu = item["m"], item.get("menu") or []
+        buttons = message.get("buttons") or []
+        markup = keyboard(buttons, lambda b: callback_data(b, menu)) if buttons else None
+        sent: list[tuple[int, int]] = []
+        try:
+            await self.sender.send_text(chat_id, message["text"], markup, sent)
+        finally:
+            if sent and conversation_id:
+                await self.note_messages(conversation_id, sent)
 
     # -- removing the chat from the phone -----------------------------------------------------
 
@@ -554,7 +563,9 @@ class TelegramOutput(OutputChannel):
         turn = [{"text": message.get("text") or "", "buttons": list(message.get("buttons") or []),
                  "metadata": dict(message.get("metadata") or {})}]
         await self.channel.gateway.remember_turn(Admitted(recipient_id, "", route), turn)
-        await self.channel.schedule(recipient_id, route.address, turn)
+        await self.channel._after_earlier(
+            recipient_id, lambda: self.channel.deliver(route.address, turn, recipient_id,
+                                                       original=message.get("text") or ""))
 
     async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
         await self.send_response(recipient_id, {"text": text})

@@ -67,6 +67,9 @@ class Route:
     ``messages``: ``(message id, send time in Unix seconds)`` of the chat's recent messages,
     both the person's and the bot's, oldest first, that the channel may still delete from the
     person's device (Telegram); other channels leave it empty.
+    ``undelivered``: replies the provider did not take (5xx, 429, no answer), oldest first,
+    each a JSON object the channel made (``channels.redelivery``); they go out once the
+    provider takes messages again, and a row of ``bot.delayed`` says that they wait.
     """
 
     channel: str
@@ -75,6 +78,7 @@ class Route:
     language: str = ""
     pending: tuple[str, ...] = ()
     messages: tuple[tuple[int, int], ...] = ()
+    undelivered: tuple[str, ...] = ()
 
     def with_menu(self, menu: tuple[str, ...]) -> "Route":
         return replace(self, menu=tuple(menu))
@@ -96,7 +100,7 @@ class Route:
     def __repr__(self) -> str:  # never show the address, what is pending nor message ids
         return (f"Route(channel={self.channel!r}, menu={len(self.menu)} options, "
                 f"language={self.language!r}, pending={len(self.pending)} parts, "
-                f"messages={len(self.messages)})")
+                f"messages={len(self.messages)}, undelivered={len(self.undelivered)})")
 
 
 class RouteCache(ABC):
@@ -112,7 +116,8 @@ class RouteCache(ABC):
     def seal(self, route: Route) -> bytes:
         plain = json.dumps({"c": route.channel, "a": route.address, "m": list(route.menu),
                             "l": route.language, "p": list(route.pending),
-                            "t": [list(item) for item in route.messages]})
+                            "t": [list(item) for item in route.messages],
+                            "u": list(route.undelivered)})
         return self._fernet.encrypt(plain.encode("utf-8"))
 
     def open(self, token: bytes) -> Optional[Route]:
@@ -122,7 +127,8 @@ class RouteCache(ABC):
             return None
         return Route(data["c"], data["a"], tuple(data.get("m", ())), data.get("l", ""),
                      tuple(data.get("p", ())),
-                     tuple((int(i), int(t)) for i, t in data.get("t", ())))
+                     tuple((int(i), int(t)) for i, t in data.get("t", ())),
+                     tuple(data.get("u", ())))
 
     @abstractmethod
     async def put(self, conversation_id: str, route: Route) -> None:

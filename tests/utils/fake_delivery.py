@@ -6,13 +6,19 @@ repeat gets that answer and nothing is delivered), ``deliveries`` counts message
 recipient, ``repeats`` and ``requests_seen`` count requests, ``in_flight`` the requests taken
 and not yet answered while ``delay_seconds`` holds them, and ``first_delivery_at`` /
 ``last_delivery_at`` (``time.monotonic()``) give the benchmarks their rates.
+
+``storm(seconds, behaviours)``: for ``seconds`` from now, every request that no script
+answers gets the next of ``behaviours`` in turn (5xx statuses, 429, ``"timeout"``), as a
+provider does during an outage; ``storm_answers`` counts them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 from collections import Counter
-from typing import Optional
+from typing import Iterable, Optional
 
 
 class Deliveries:
@@ -24,6 +30,25 @@ class Deliveries:
         self.in_flight = 0  # requests taken and not yet answered (delay_seconds)
         self.first_delivery_at: Optional[float] = None
         self.last_delivery_at: Optional[float] = None
+        self._storm_until = 0.0
+        self._storm = itertools.cycle(())
+        self.storm_answers = 0
+
+    def storm(self, seconds: float, behaviours: Iterable = (503, 429, 500, "timeout")) -> None:
+        """Fails every request for ``seconds`` from now with ``behaviours`` in turn."""
+        with self._lock:
+            self._storm = itertools.cycle(tuple(behaviours))
+            self._storm_until = time.monotonic() + seconds
+
+    def storming(self) -> bool:
+        return time.monotonic() < self._storm_until
+
+    def _storm_behaviour(self):
+        """The storm's next behaviour while it lasts, else None (call under ``_lock``)."""
+        if time.monotonic() >= self._storm_until:
+            return None
+        self.storm_answers += 1
+        return next(self._storm)
 
     def delivered_to(self, recipient) -> int:
         with self._lock:

@@ -189,6 +189,8 @@ class FakeTelegram(LocalServer, Deliveries):
                     behaviour = self.script.pop(0)
                 elif method == "sendMessage" and self.script_for.get(chat):
                     behaviour = self.script_for[chat].pop(0)
+                else:
+                    behaviour = self._storm_behaviour()
             if self.keep_requests:
                 self.calls.append(call)
         if answer is not None:  # the same key again: the first answer, nothing sent

@@ -90,6 +90,8 @@ class FakeTwilio(LocalServer, Deliveries):
             mine = self.script_for.get(to)
             if behaviour is None and authorised and mine:
                 behaviour = mine.pop(0)
+            if behaviour is None and authorised:
+                behaviour = self._storm_behaviour()
             answer = self._answers.get(key) if key and authorised else None
         record = Received(account, form, authorised, 0)
         if answer is not None:  # the same key again: the first answer, nothing sent
