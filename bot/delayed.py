@@ -208,6 +208,18 @@ class DelayedReplies:
                        DelayedReply.conversation_id == conversation_id)).first()
         return None if row is None else (row.channel, _aware(row.delayed_at))
 
+    def waiting_for_case(self, case_id: int) -> Optional[dt.datetime]:
+        """Since when replies to a case's conversation wait for the provider, or None (the
+        console shows it without the conversation id)."""
+        from bot.cases.models import Case
+
+        with self._sessions() as session:
+            since = session.execute(
+                sa.select(DelayedReply.delayed_at)
+                .join(Case, Case.conversation_id == DelayedReply.conversation_id)
+                .where(Case.id == case_id, DelayedReply.state == "waiting")).scalar()
+        return _aware(since)
+
     def summary(self, window: dt.timedelta = dt.timedelta(hours=24)) -> DelaySummary:
         now = self._clock()
         waiting: dict[str, int] = {}

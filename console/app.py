@@ -48,6 +48,7 @@ from bot.cases.models import OUTCOMES
 from bot.cases.queue import (
     MAX_MESSAGE_CHARS, AlreadyTaken, CaseError, Cases, CaseView, NotAllowed, utcnow,
 )
+from bot.delayed import DelayedReplies
 from bot.deployment import SUPPORTED_LANGUAGES, Deployment
 from bot.figures import SOURCES as FIGURES_SOURCES, FiguresError
 from console.audit import KINDS, PAGE_SIZE as AUDIT_PAGE_SIZE, AuditLog, PageOutOfRange
@@ -59,7 +60,7 @@ from console.figures import (
 from console.relay import Relay, RelayError
 from console.throttle import ClientThrottle, client_address
 from console.users import SignedIn, SignInRefused, UserError, Users
-from console.views import CLOSED_WORDS, OUTCOME_WORDS, Describer
+from console.views import CHANNEL_NAMES, CLOSED_WORDS, OUTCOME_WORDS, Describer, duration
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ USERS = web.AppKey("users", Users)
 CASES = web.AppKey("cases", Cases)
 AUDIT = web.AppKey("audit", AuditLog)
 FIGURES = web.AppKey("figures", FiguresReader)
+DELAYS = web.AppKey("delays", DelayedReplies)
 RELAY = web.AppKey("relay", Relay)
 THROTTLE = web.AppKey("throttle", ClientThrottle)
 HASH_SLOTS = web.AppKey("hash_slots", asyncio.Semaphore)
@@ -165,6 +167,7 @@ def create_app(sessions: "sessionmaker[Session]", fernet, relay: Relay,
     app[CASES] = Cases(sessions, fernet, clock=config.clock)
     app[AUDIT] = AuditLog(sessions)
     app[FIGURES] = FiguresReader(sessions, config.figures_min_cell, config.languages)
+    app[DELAYS] = DelayedReplies(sessions, clock=config.clock)
     app[RELAY] = relay
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(str(HERE / "templates")),
                          autoescape=jinja2.select_autoescape(default=True))
@@ -359,18 +362,40 @@ def _state(app: web.Application, signed: SignedIn, describer: Describer,
         # requests get the emergency contacts and services, no case (issue 17 §2)
         "at_cap": [{"channel": channel, "count": count, "cap": cap}
                    for channel, count in cases.at_cap(cap).items()],
+        # replies the SMS or Telegram provider did not take yet, and those late or dropped
+        # over the last day (channels.redelivery; issue 17 §5)
+        "delayed": _delays(app, now),
     }
     if case_number is not None:
         try:
             case = cases.case(case_number, signed.user, audit=False)
             state["case"] = describer.summary(case, language, now)
             state["case"]["closed_reason"] = _closed_reason(app, case)
+            waiting = app[DELAYS].waiting_for_case(case.id)
+            state["case"]["replies_waiting"] = (
+                None if waiting is None else duration((now - waiting).total_seconds()))
             if case.status == "active":
                 state["transcript"] = [describer.line(line, signed.user.name)
                                        for line in cases.transcript(case_number, signed.user)]
         except (CaseError, NotAllowed):
             state["case"] = None
     return state
+
+
+def _delays(app: web.Application, now: dt.datetime) -> list[dict[str, Any]]:
+    """Per channel with anything to say: conversations whose replies wait for the provider
+    now and for how long the oldest has waited; over the last 24 hours, those whose replies
+    went out late (and the longest wait) and those whose replies were dropped."""
+    summary = app[DELAYS].summary()
+    return [{"channel": CHANNEL_NAMES.get(channel, channel),
+             "waiting": summary.waiting.get(channel, 0),
+             "oldest": (duration((now - summary.oldest[channel]).total_seconds())
+                        if channel in summary.oldest else ""),
+             "late": summary.delivered_late.get(channel, 0),
+             "longest": (duration(summary.longest[channel].total_seconds())
+                         if channel in summary.longest else ""),
+             "dropped": summary.dropped.get(channel, 0)}
+            for channel in summary.channels]
 
 
 def _closed_reason(app: web.Application, case: CaseView) -> Optional[str]:
@@ -517,8 +542,12 @@ async def _render_case(request: web.Request, signed: SignedIn, number: int, stat
                    app[CONFIG].deployment, signed.language, case.area))}
               for c in load_canned() if c.fill(case.language, values) is not None]
     closed_reason = await asyncio.to_thread(_closed_reason, app, case)
+    waiting = await asyncio.to_thread(app[DELAYS].waiting_for_case, case.id)
+    summary = describer.summary(case, signed.language, now)
+    summary["replies_waiting"] = (None if waiting is None or case.status == "closed"
+                                  else duration((now - waiting).total_seconds()))
     context = {
-        "signed": signed, "case": describer.summary(case, signed.language, now),
+        "signed": signed, "case": summary,
         "closed_reason": closed_reason,
         "transcript": transcript, "colleagues": colleagues, "services": services,
         "canned": canned, "outcomes": [(o, OUTCOME_WORDS[o]) for o in OUTCOMES],

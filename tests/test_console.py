@@ -621,3 +621,39 @@ async def test_the_queue_says_when_a_channel_reached_its_cap_of_new_cases(browse
     assert "handoff.max_new_cases_per_hour" in page
     world.clock.advance(minutes=60)
     assert "at-cap" not in await (await amina.get("/")).text()
+
+
+async def test_the_queue_and_the_case_say_which_replies_wait_for_the_provider(browser, world):
+    """Issue 17 §5: during a provider storm "the operator sees what was delayed": replies
+    waiting now (per channel, since when), and over the last day those late and dropped; the
+    case page of a person whose replies wait says so (without the conversation id)."""
+    from bot.delayed import DelayedReplies
+
+    delays = DelayedReplies(world.sessions, clock=world.clock)
+    case = open_case(world, 0)  # CONVERSATION, by SMS
+    world.cases.claim(case.id, _user("amina"))
+    assert delays.note("sms", CONVERSATION, retry_in=5)
+    assert delays.note("sms", "c" + "1" * 31, retry_in=5)
+    assert not delays.note("sms", CONVERSATION, retry_in=5)  # one row per conversation
+    world.clock.advance(minutes=12)
+    amina = await browser("amina")
+    page = await (await amina.get("/")).text()
+    assert ("SMS: the provider is not taking messages. Replies to 2 people wait, the oldest "
+            "for 12 min") in page
+    case_page = await (await amina.get(f"/cases/{case.id}")).text()
+    assert "The SMS provider has not taken the replies to this person for 12 min" in case_page
+    assert CONVERSATION not in page + case_page
+
+    for row_id in delays.due("sms"):  # the provider takes messages again: delivered late
+        taken = delays.take(row_id, "owner", 60)
+        assert delays.finish(taken.id, "owner", parts=2)
+    page = await (await amina.get("/")).text()
+    assert "not taking messages" not in page
+    assert ("SMS, last 24 hours: replies to 2 people went out late (the longest wait 12 min)"
+            in page)
+    assert "has not taken" not in await (await amina.get(f"/cases/{case.id}")).text()
+    state = await (await amina.get("/api/state")).json()
+    assert state["delayed"] == [{"channel": "SMS", "waiting": 0, "oldest": "", "late": 2,
+                                 "longest": "12 min", "dropped": 0}]
+    world.clock.advance(hours=25)
+    assert "last 24 hours" not in await (await amina.get("/")).text()
