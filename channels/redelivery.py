@@ -291,14 +291,14 @@ class Redelivery:
             return 0, False
         done = 0
         failure: Optional[BaseException] = None
-        for item in units:
+        for item, kept in zip(units, route.undelivered):
             try:
                 await self._send_unit(route.address, conversation_id, item)
             except Exception as exc:  # noqa: BLE001 - written to the ledger below
                 failure = exc
                 break
             done += 1
-        await self._remove(conversation_id, route.undelivered[:done])
+            await self._remove(conversation_id, (kept,))  # taken: never sent again
         if failure is not None and getattr(failure, "permanent", None) is False:
             self._trouble()
             retry_after = getattr(failure, "retry_after", None)
