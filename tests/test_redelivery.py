@@ -217,3 +217,36 @@ async def test_telegram_replies_during_a_storm_arrive_after_it_with_their_button
         bot_ids = {i for i, m in telegram.chats[str(CHAT_ID)].items() if m["from_bot"]}
         assert bot_ids <= {i for i, _ in route.messages}  # a quick exit can still delete them
         assert ledger.summary().delivered_late == {"telegram": 1}
+
+
+async def test_a_caseworker_reply_that_waited_too_long_goes_back_to_its_case(twilio, tmp_path,
+                                                                           monkeypatch):
+    """Dropped, not lost: the reply waits in its case, undelivered, for the person's next
+    message (``Cases.undeliver``), as after any reply that could not be sent."""
+    from bot.cases.queue import Cases, User
+    from bot.privacy.keys import create_secrets_file, load_secrets
+    from channels.sms import SmsPushOutput
+    from tests.utils.campaigns import helpline_database
+
+    with helpline_database(tmp_path, monkeypatch) as sessions:
+        create_secrets_file(tmp_path / "secrets.json")
+        cases = Cases(sessions, load_secrets(tmp_path / "secrets.json").fernet())
+        channel, rasa = sms_channel(twilio, DelayedReplies(sessions), max_wait=0.2), FakeRasa()
+        async with asgi_client(app_for(channel, rasa)) as client:
+            await sms(client, twilio, "hello")  # the person's route
+        conversation = channel.gateway.conversation_id(NUMBER)
+        case = cases.open(conversation, "sms", "en", "high")
+        cases.claim(case.id, User("amina", False))
+        reply = "I am a caseworker, I am here."
+        cases.record(case.id, "caseworker", reply, User("amina", False))
+        assert cases.take_replies(conversation) == [reply]  # what the relay action does
+
+        twilio.storm(0.5, (503,))
+        await SmsPushOutput(channel).send_response(conversation, {"text": reply})
+        await until(lambda: not twilio.storming())
+        await asyncio.sleep(0.3)
+        await channel.redelivery.redeliver()
+        assert bodies(twilio) == ["ok: hello\n1. Yes\n2. No"]  # the reply was not sent late
+        assert cases.take_replies(conversation) == [reply]  # it waits in its case again
+        assert DelayedReplies(sessions).summary().dropped == {"sms": 1}
+        await channel.redelivery.stop()
