@@ -82,7 +82,7 @@ AUDIT = web.AppKey("audit", AuditLog)
 FIGURES = web.AppKey("figures", FiguresReader)
 DELAYS = web.AppKey("delays", DelayedReplies)
 RELAY = web.AppKey("relay", Relay)
-THROTTLE = web.AppKey("throttle", ClientThrottle)
+THROTTLE = web.AppKey("throttle", object)  # ClientThrottle or RedisClientThrottle
 HASH_SLOTS = web.AppKey("hash_slots", asyncio.Semaphore)
 CONFIG = web.AppKey("config", object)
 HOUSEKEEPING = web.AppKey("housekeeping", asyncio.Task)
@@ -103,7 +103,8 @@ class Config:
                  figures_min_cell: int = Deployment.figures_min_cell,
                  languages: Sequence[str] = SUPPORTED_LANGUAGES,
                  deployment: Optional[Deployment] = None,
-                 hash_slots: Optional[int] = None) -> None:
+                 hash_slots: Optional[int] = None,
+                 throttle: Optional[Callable[[Callable[[], dt.datetime]], Any]] = None) -> None:
         """
         Args:
             secure_cookies: False only for plain http://127.0.0.1 (tests, a local trial).
@@ -124,6 +125,9 @@ class Config:
             deployment: fills the canned replies' {contacts} and {confidentiality}; without
                 it, the replies that need them are not offered.
             hash_slots: how many password hashes may run at once (default: the cores).
+            throttle: makes the per-client sign-in waits from the clock (default: in this
+                process, ``ClientThrottle``; ``helpline console`` with HELPLINE_REDIS_URL:
+                shared by the deployment's console processes, ``RedisClientThrottle``).
         """
         from bot.services.categories import load_categories
 
@@ -137,6 +141,7 @@ class Config:
         self.closed_case_days = closed_case_days
         self.idle_case_hours = idle_case_hours
         self.figures_min_cell = figures_min_cell
+        self.throttle = throttle or (lambda clock: ClientThrottle(clock=clock))
         self.languages = tuple(languages)
         self.deployment = deployment
         self.hash_slots = hash_slots
@@ -163,7 +168,7 @@ def create_app(sessions: "sessionmaker[Session]", fernet, relay: Relay,
     # Sign-ins wait for a free hash slot here, on the event loop, not in a thread: waiting
     # threads would fill the pool that every page's database work runs in.
     app[HASH_SLOTS] = asyncio.Semaphore(app[USERS].hashing.slots)
-    app[THROTTLE] = ClientThrottle(clock=config.clock)
+    app[THROTTLE] = config.throttle(config.clock)
     app[CASES] = Cases(sessions, fernet, clock=config.clock)
     app[AUDIT] = AuditLog(sessions)
     app[FIGURES] = FiguresReader(sessions, config.figures_min_cell, config.languages)
@@ -252,6 +257,9 @@ async def _stop(app: web.Application) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await task
     await app[RELAY].close()
+    close = getattr(app[THROTTLE], "aclose", None)
+    if close is not None:  # the Redis connections of a shared throttle
+        await close()
 
 
 def _wants_json(request: web.Request) -> bool:
@@ -440,7 +448,7 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
     name = name.strip().lower()
     throttle: ClientThrottle = request.app[THROTTLE]
     address = client_address(request.remote, request.headers)
-    wait = throttle.wait_seconds(address)
+    wait = await throttle.wait_seconds(address)
     if wait:  # no hash, no database: the client has failed too often
         response = _sign_in_form(
             request, 429, f"Too many failed sign-ins from this device. Wait {_minutes(wait)} "
@@ -450,7 +458,7 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
     try:
         token, _ = await _sign_in_user(request.app, name, password)
     except SignInRefused:
-        throttle.failed(address)
+        await throttle.failed(address)
         return _sign_in_form(
             request, 401, "Sign-in failed: the user name or the password is wrong, or the "
             "account is locked for a while after too many attempts. Ask a supervisor if "

@@ -100,6 +100,17 @@ def users_command(settings: Settings, action: str, name: Optional[str] = None,
         return 2
 
 
+def _throttle(settings: Settings, key: bytes):
+    """The per-client sign-in waits: in Redis when HELPLINE_REDIS_URL is set, so that every
+    console process of the deployment (and one restarted) counts the same client; else in
+    this process."""
+    if not settings.redis_url:
+        return None
+    from console.throttle import RedisClientThrottle
+
+    return lambda clock: RedisClientThrottle(settings.redis_url, key, clock=clock)
+
+
 def serve(settings: Settings, insecure_cookies: bool = False) -> int:
     """``helpline console``: serves the console on HELPLINE_BIND:HELPLINE_CONSOLE_PORT."""
     from aiohttp import web
@@ -134,7 +145,8 @@ def serve(settings: Settings, insecure_cookies: bool = False) -> int:
                     closed_case_days=deployment.retention.closed_case_days,
                     idle_case_hours=deployment.retention.conversation_idle_hours,
                     figures_min_cell=deployment.figures_min_cell,
-                    languages=deployment.languages, deployment=deployment)
+                    languages=deployment.languages, deployment=deployment,
+                    throttle=_throttle(settings, secrets.pseudonym_key))
     relay = RasaRelay(f"http://127.0.0.1:{settings.rasa_port}", settings.rasa_token)
     app = create_app(session_factory(engine), secrets.fernet(), relay, config)
     print(f"caseworker console: http://{settings.bind}:{settings.console_port}/", flush=True)

@@ -22,7 +22,8 @@ from bot.storage import make_engine, session_factory, upgrade
 from console.app import HSTS, USERS, Config, create_app
 from console.models import Caseworker, SignInEvent
 from console.throttle import (
-    CLIENT_MAX_FAILURES, CLIENT_MAX_MINUTES, ClientThrottle, client_address,
+    CLIENT_FIRST_MINUTES, CLIENT_MAX_FAILURES, CLIENT_MAX_MINUTES, ClientThrottle,
+    client_address,
 )
 from console.users import LOCK_FIRST_MINUTES, MAX_FAILURES, SignInRefused, Users, lock_minutes
 from tests.test_console import CSRF_FIELD, CSRF_META, FERNET, PASSWORD, Clock, FakeRelay
@@ -245,22 +246,22 @@ async def test_a_client_that_keeps_failing_waits_longer_each_time(sqlite_world):
         assert gate.running == 0 and hashes[0] >= 1
 
 
-def test_the_client_table_keeps_no_address_and_forgets(sqlite_world):
+async def test_the_client_table_keeps_no_address_and_forgets(sqlite_world):
     clock = sqlite_world.clock
     throttle = ClientThrottle(clock=clock, max_clients=3)
     for _ in range(CLIENT_MAX_FAILURES * 20):
-        throttle.failed("203.0.113.7")
-    assert throttle.wait_seconds("203.0.113.7") == CLIENT_MAX_MINUTES * 60  # the cap
-    assert throttle.wait_seconds("203.0.113.8") == 0
+        await throttle.failed("203.0.113.7")
+    assert await throttle.wait_seconds("203.0.113.7") == CLIENT_MAX_MINUTES * 60  # the cap
+    assert await throttle.wait_seconds("203.0.113.8") == 0
     assert "203.0.113.7" not in repr(throttle._clients) and all(
         isinstance(key, bytes) and len(key) == 32 for key in throttle._clients)
     for n in range(5):
-        throttle.failed(f"192.0.2.{n}")
-    assert len(throttle) == 3 and throttle.wait_seconds("203.0.113.7") == 0  # oldest went
-    throttle.failed("198.51.100.1")
+        await throttle.failed(f"192.0.2.{n}")
+    assert len(throttle) == 3 and await throttle.wait_seconds("203.0.113.7") == 0  # oldest went
+    await throttle.failed("198.51.100.1")
     clock.advance(hours=24, seconds=1)
-    assert throttle.wait_seconds("198.51.100.1") == 0 and len(throttle) == 2  # forgotten
-    throttle.failed("198.51.100.1")  # a day later: counted afresh
+    assert await throttle.wait_seconds("198.51.100.1") == 0 and len(throttle) == 2  # forgotten
+    await throttle.failed("198.51.100.1")  # a day later: counted afresh
     assert len(throttle) == 3
 
 
@@ -371,3 +372,48 @@ async def test_every_console_response_asks_for_https_only(sqlite_world):
             assert response.headers["Strict-Transport-Security"] == HSTS, path
         refused = await console.sign_in("amina", WRONG)
         assert refused.headers["Strict-Transport-Security"] == HSTS
+
+
+async def test_console_processes_sharing_redis_count_a_client_together(sqlite_world, redis_url):
+    """With HELPLINE_REDIS_URL the waits hold across console processes and restarts: two
+    throttles (two processes) on one Redis count one client's failures together, a third (a
+    restarted process) finds the wait, and Redis keeps only an HMAC of the address, which it
+    forgets a day after the last failure."""
+    import redis
+
+    from console.throttle import FORGET_HOURS, RedisClientThrottle
+
+    clock, key = sqlite_world.clock, b"k" * 32
+    first, second = (RedisClientThrottle(redis_url, key, clock=clock) for _ in range(2))
+    for n in range(CLIENT_MAX_FAILURES):
+        await (first if n % 2 else second).failed("203.0.113.7")
+    restarted = RedisClientThrottle(redis_url, key, clock=clock)
+    assert await restarted.wait_seconds("203.0.113.7") == CLIENT_FIRST_MINUTES * 60
+    assert await first.wait_seconds("203.0.113.8") == 0
+    clock.advance(minutes=CLIENT_FIRST_MINUTES, seconds=1)
+    assert await second.wait_seconds("203.0.113.7") == 0
+    other_key = RedisClientThrottle(redis_url, b"o" * 32, clock=clock)  # another deployment
+    await other_key.failed("203.0.113.7")
+    client = redis.Redis.from_url(redis_url)
+    keys = client.keys("*")
+    assert len(keys) == 2 and all(b"203.0.113" not in k for k in keys)
+    assert all(b"203.0.113" not in v for k in keys for v in client.hgetall(k).values())
+    assert all(0 < client.ttl(k) <= FORGET_HOURS * 3600 for k in keys)
+    client.close()
+    for throttle in (first, second, restarted, other_key):
+        await throttle.aclose()
+
+
+def test_helpline_console_shares_the_waits_through_redis_only_when_it_is_set(redis_url):
+    import os
+
+    from bot.settings import Settings
+    from console.cli import _throttle
+    from console.throttle import RedisClientThrottle
+
+    with_redis = Settings.from_env({**os.environ, "HELPLINE_REDIS_URL": redis_url})
+    without = Settings.from_env({k: v for k, v in os.environ.items()
+                                 if k != "HELPLINE_REDIS_URL"})
+    made = _throttle(with_redis, b"k" * 32)(lambda: None)
+    assert isinstance(made, RedisClientThrottle) and made.url == redis_url
+    assert _throttle(without, b"k" * 32) is None  # the console's own, in memory
