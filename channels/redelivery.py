@@ -280,18 +280,23 @@ class Redelivery:
             logger.warning("%s channel: replies waiting for %s were dropped: its reply route "
                            "is gone", self.channel, conversation_id)
             return 0, False
-        units = [json.loads(item) for item in route.undelivered]
-        if self._clock() - taken.delayed_at.timestamp() > self.max_wait():
-            await self._remove(conversation_id, route.undelivered)
-            await self._give_back(conversation_id, units)
-            await asyncio.to_thread(ledger.finish, taken.id, self._owner, 0, "too_late")
+        waiting = list(zip((json.loads(item) for item in route.undelivered), route.undelivered))
+        oldest = self._clock() - self.max_wait()
+        stale = [(item, kept) for item, kept in waiting if item.get("t", 0) < oldest]
+        if stale:  # waited too long: dropped, a caseworker's reply back to its case
+            await self._remove(conversation_id, [kept for _, kept in stale])
+            await self._give_back(conversation_id, [item for item, _ in stale])
             logger.warning("%s channel: %d repl(ies) for %s waited longer than "
                            "retention.undelivered_reply_minutes and were dropped",
-                           self.channel, len(units), conversation_id)
-            return 0, False
+                           self.channel, len(stale), conversation_id)
+            waiting = [(item, kept) for item, kept in waiting if item.get("t", 0) >= oldest]
+            if not waiting:
+                await asyncio.to_thread(ledger.finish, taken.id, self._owner, 0, "too_late")
+                return 0, False
+        units = [item for item, _ in waiting]
         done = 0
         failure: Optional[BaseException] = None
-        for item, kept in zip(units, route.undelivered):
+        for item, kept in waiting:
             try:
                 await self._send_unit(route.address, conversation_id, item)
             except Exception as exc:  # noqa: BLE001 - written to the ledger below
@@ -308,8 +313,7 @@ class Redelivery:
                         "the rest waits", self.channel, type(failure).__name__, done)
             return done, True
         if failure is not None:  # refused, or a fault of ours: what waits is dropped
-            rest = route.undelivered[done:]
-            await self._remove(conversation_id, rest)
+            await self._remove(conversation_id, [kept for _, kept in waiting[done:]])
             await self._refuse(conversation_id, units[done], failure)
             await asyncio.to_thread(ledger.finish, taken.id, self._owner, done, "refused")
             return done, False

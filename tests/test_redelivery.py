@@ -250,3 +250,22 @@ async def test_a_caseworker_reply_that_waited_too_long_goes_back_to_its_case(twi
         assert cases.take_replies(conversation) == [reply]  # it waits in its case again
         assert DelayedReplies(sessions).summary().dropped == {"sms": 1}
         await channel.redelivery.stop()
+
+
+async def test_only_the_replies_that_waited_too_long_are_dropped(twilio, ledger):
+    """Each reply counts its own wait: one kept an hour ago is dropped, one kept a minute ago
+    behind it still goes out."""
+    channel, rasa = sms_channel(twilio, ledger, max_wait=3600), FakeRasa()
+    now = [1_000_000.0]
+    channel.redelivery._clock = lambda: now[0]
+    twilio.storm(0.5, (503,))
+    async with asgi_client(app_for(channel, rasa)) as client:
+        await sms(client, twilio, "old")
+        now[0] += 3590
+        await sms(client, twilio, "new")
+    now[0] += 20  # "old" waited 3,610 s, "new" 20 s
+    await until(lambda: not twilio.storming())
+    await channel.redelivery.redeliver()
+    assert [b.split("\n")[0] for b in bodies(twilio)] == ["ok: new"]
+    assert ledger.summary().delivered_late == {"sms": 1}
+    await channel.redelivery.stop()
