@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from bot.catalog import load_catalog
+from tests.test_handoff import migrated
 from tests.utils.assistant import free_port, start_action_server, start_rasa_server, stop
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
@@ -61,22 +62,25 @@ class Late(BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def servers(model_path, tmp_path_factory):
     logs = tmp_path_factory.mktemp("action-failure")
+    # a migrated database with a caseworker account: a person can be handed off
+    env = {"HELPLINE_DATABASE_URL": migrated(logs),
+           "HELPLINE_SECRETS_FILE": str(logs / "secrets.json")}
     action_port, rasa_port = free_port(), free_port()
-    state = {"actions": start_action_server(action_port, logs / "actions-1.log")}
+    state = {"actions": start_action_server(action_port, logs / "actions-1.log", **env)}
     try:
         rasa = start_rasa_server(model_path, rasa_port, f"http://127.0.0.1:{action_port}/webhook",
                                  logs / "rasa.log", ("--enable-api", "--auth-token", API_TOKEN),
-                                 HELPLINE_ACTION_TIMEOUT_SECONDS=str(TIMEOUT))
+                                 HELPLINE_ACTION_TIMEOUT_SECONDS=str(TIMEOUT), **env)
     except Exception:
         stop(state["actions"])
         raise
 
     def restart() -> None:
-        state["actions"] = start_action_server(action_port, logs / "actions-2.log")
+        state["actions"] = start_action_server(action_port, logs / "actions-2.log", **env)
 
     yield {"url": f"http://127.0.0.1:{rasa_port}/webhooks/helpline/webhook",
            "port": action_port, "state": state, "restart": restart,
-           "secrets": logs / "secrets.json"}
+           "secrets": logs / "secrets.json", "database": env["HELPLINE_DATABASE_URL"]}
     stop(rasa)
     if state["actions"] is not None:
         stop(state["actions"])
@@ -103,6 +107,35 @@ def test_killed_mid_questions_then_back_where_it_was(servers):
     assert texts and not is_failure_answer(texts, "fr")
     assert texts[-1] in {CATALOG.texts["fr"][f"utter_ask_{q}"] for q in
                          ("q_under_18", "q_free_to_leave", "q_documents")}, texts
+
+
+def test_killed_during_a_hand_off_then_the_hand_off_goes_on(servers, monkeypatch):
+    """A person waiting for a caseworker writes while the action server is down: the safe
+    answer, nothing recorded meanwhile; once it is back, their messages reach the case again
+    and they stay handed off (no menu, no questions)."""
+    from bot.cases.queue import User
+    from bot.cases.service import cases_for
+
+    url, sender = servers["url"], "failure-test-handoff"
+    monkeypatch.setenv("HELPLINE_SECRETS_FILE", str(servers["secrets"]))
+    open_conversation(url, sender)
+    say(url, sender, "1")  # English
+    assert say(url, sender, "/request_human")[0].startswith("A caseworker from")
+    assert say(url, sender, "/affirm")[0].startswith(("You are in the queue",
+                                                      "No caseworker is on shift"))
+    assert say(url, sender, "they keep my passport") == []  # to the case, quietly
+    cases = cases_for(servers["database"])
+    [case] = cases.queue()  # the only case of this module's database
+    cases.claim(case.id, User("amina"))
+
+    stop(servers["state"]["actions"])
+    servers["state"]["actions"] = None
+    answer = say(url, sender, "are you there?")
+    assert is_failure_answer(answer, "en"), answer
+    servers["restart"]()
+    assert say(url, sender, "I am still here") == []  # handed off, as before
+    assert [line.text for line in cases.transcript(case.id, User("amina"))] == [
+        "they keep my passport", "I am still here"]
 
 
 def test_an_action_server_too_slow_gets_the_answer_after_the_timeout(servers):
