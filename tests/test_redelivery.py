@@ -31,10 +31,13 @@ STORM = (503, 429, 500, "timeout")
 
 @pytest.fixture
 def ledger(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'helpline.db'}")
+    return _ledger(f"sqlite:///{tmp_path / 'helpline.db'}")
+
+
+def _ledger(url: str):
+    engine = make_engine(url)
     upgrade(engine)
-    yield DelayedReplies(session_factory(engine))
-    engine.dispose()
+    return DelayedReplies(session_factory(engine))
 
 
 @pytest.fixture
@@ -108,7 +111,11 @@ async def storm_then_after(channel, twilio, ledger, client) -> None:
     assert bodies(twilio)[-1].startswith("ok: four")
 
 
-async def test_two_rasa_replicas_send_the_waiting_replies_once(twilio, ledger):
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+async def test_two_rasa_replicas_send_the_waiting_replies_once(twilio, tmp_path, request,
+                                                               database):
+    ledger = _ledger(f"sqlite:///{tmp_path / 'helpline.db'}" if database == "sqlite"
+                     else request.getfixturevalue("postgres_url"))
     channel, rasa = sms_channel(twilio, ledger), FakeRasa()
     twilio.storm(0.5, (503,))
     async with asgi_client(app_for(channel, rasa)) as client:
@@ -122,6 +129,9 @@ async def test_two_rasa_replicas_send_the_waiting_replies_once(twilio, ledger):
                          channel.redelivery.redeliver(), other.redeliver())
     assert [b.split("\n")[0] for b in bodies(twilio)] == ["ok: one", "ok: two"]
     assert twilio.deliveries[NUMBER] == 2
+    assert ledger.summary().delivered_late == {"sms": 1}
+    # one waiting row per conversation: the partial unique index, on both databases
+    assert ledger.note("sms", "x" * 32, 5) and not ledger.note("sms", "x" * 32, 5)
     await other.stop()
 
 
