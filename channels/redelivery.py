@@ -320,7 +320,7 @@ class Redelivery:
         self._trouble_until = 0.0
         await asyncio.to_thread(ledger.finish, taken.id, self._owner, done)
         logger.warning("%s channel: %d late repl(ies) delivered to %s", self.channel, done,
-                    conversation_id)
+                       conversation_id)
         later = await routes.get(conversation_id)  # kept while these were being sent
         if later is not None and later.undelivered:
             await asyncio.to_thread(ledger.note, self.channel, conversation_id, 0.0)
