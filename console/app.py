@@ -42,6 +42,7 @@ from typing import Any, Awaitable, Callable, Optional, Sequence
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.cases.models import OUTCOMES
@@ -155,7 +156,8 @@ def create_app(sessions: "sessionmaker[Session]", fernet, relay: Relay,
         config: everything else (default: ``Config()``).
     """
     config = config or Config()
-    app = web.Application(client_max_size=64 * 1024, middlewares=[_unreadable_forms])
+    app = web.Application(client_max_size=64 * 1024,
+                          middlewares=[_database_unavailable, _unreadable_forms])
     app[CONFIG] = config
     app[USERS] = Users(sessions, clock=config.clock, hash_slots=config.hash_slots)
     # Sign-ins wait for a free hash slot here, on the event loop, not in a thread: waiting
@@ -300,6 +302,23 @@ def _drop_cookie(response: web.StreamResponse, config: Config, name: str) -> Non
 def _set_cookie(response: web.StreamResponse, config: Config, name: str, value: str) -> None:
     response.set_cookie(name, value, path="/", httponly=True, secure=config.secure_cookies,
                         samesite="Strict")
+
+
+DATABASE_UNAVAILABLE = ("The database is unavailable. Nothing was changed: try again in a "
+                        "minute; if it lasts, tell the administrator.")
+
+
+@web.middleware
+async def _database_unavailable(request: web.Request, handler) -> web.StreamResponse:
+    """While the database is down (restarted, unreachable) a page or the API answers 503 with
+    a plain message, not a server error; the engine's pre-ping reconnects once it is back
+    (issue 17 §5). The error's type only is logged: its text may hold the database URL."""
+    try:
+        return await handler(request)
+    except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
+        logger.warning("console: the database is unavailable (%s)",
+                       type(getattr(exc, "orig", None) or exc).__name__)
+        return _error_page(request, 503, DATABASE_UNAVAILABLE)
 
 
 @web.middleware
@@ -789,6 +808,9 @@ async def events(request: web.Request, signed: SignedIn) -> web.StreamResponse:
                 quiet += config.poll_seconds
     except (ConnectionResetError, asyncio.CancelledError):
         pass
+    except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:  # the page reconnects
+        logger.warning("console: the database is unavailable (%s); the event stream ends",
+                       type(getattr(exc, "orig", None) or exc).__name__)
     return response
 
 
