@@ -785,16 +785,25 @@ async def events(request: web.Request, signed: SignedIn) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                            "X-Accel-Buffering": "no"})
     await response.prepare(request)
-    last, quiet = None, 0.0
+    last, quiet, unavailable = None, 0.0, False
     try:
         while True:
-            current = await _session(request, touch=False)
-            if current is None:
-                await response.write(b"event: signed-out\ndata: {}\n\n")
-                break
-            describer, _ = await asyncio.to_thread(_describer, request)
-            state = await asyncio.to_thread(_state, request.app, current, describer, case_number)
-            text = json.dumps(state, sort_keys=True, ensure_ascii=False)
+            try:
+                current = await _session(request, touch=False)
+                if current is None:
+                    await response.write(b"event: signed-out\ndata: {}\n\n")
+                    break
+                describer, _ = await asyncio.to_thread(_describer, request)
+                state = await asyncio.to_thread(_state, request.app, current, describer,
+                                                case_number)
+                text, unavailable = json.dumps(state, sort_keys=True, ensure_ascii=False), False
+            except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
+                # The database is down: the stream stays open (a browser would not reconnect
+                # after a 503) and the page keeps what it shows until the next reading works.
+                if not unavailable:
+                    logger.warning("console: the database is unavailable (%s)",
+                                   type(getattr(exc, "orig", None) or exc).__name__)
+                text, unavailable = last, True
             if text != last:
                 await response.write(f"event: state\ndata: {text}\n\n".encode("utf-8"))
                 last, quiet = text, 0.0
@@ -808,9 +817,6 @@ async def events(request: web.Request, signed: SignedIn) -> web.StreamResponse:
                 quiet += config.poll_seconds
     except (ConnectionResetError, asyncio.CancelledError):
         pass
-    except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:  # the page reconnects
-        logger.warning("console: the database is unavailable (%s); the event stream ends",
-                       type(getattr(exc, "orig", None) or exc).__name__)
     return response
 
 
