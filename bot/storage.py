@@ -51,10 +51,13 @@ def private_sqlite_file(path: str) -> None:
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for ``url``; an SQLite file is created private (0600) and gets foreign keys."""
+    """An engine for ``url`` that survives a database restart (pre-ping); an SQLite file is
+    created private (0600) and gets foreign keys."""
     if url.startswith("sqlite:///") and not url.endswith(":memory:"):
         private_sqlite_file(sa.engine.make_url(url).database)
-    engine = sa.create_engine(url, future=True)
+    # A server restarted under a running process leaves its pooled connections dead: checking
+    # each one before use replaces them, so the first request after a restart works.
+    engine = sa.create_engine(url, future=True, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
         @sa.event.listens_for(engine, "connect")
         def _foreign_keys(connection, _record) -> None:  # SQLite leaves them off by default

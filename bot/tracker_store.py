@@ -171,7 +171,7 @@ class PrivateTrackerStore(TrackerStore):
         if self.backend == "memory":
             return InMemoryTrackerStore(domain)
         if self.backend == "sql":
-            return SQLTrackerStore(domain, **sql_arguments(self.settings.database_url))
+            return pre_ping(SQLTrackerStore(domain, **sql_arguments(self.settings.database_url)))
         if self.backend == "redis":
             if not self.settings.redis_url:
                 raise ValueError("the redis tracker store needs HELPLINE_REDIS_URL")
@@ -350,6 +350,23 @@ def sql_arguments(url: str) -> dict:
     return {"dialect": dialect, "host": parsed.host, "port": parsed.port,
             "db": parsed.database, "username": parsed.username, "password": parsed.password,
             "query": dict(parsed.query) or None}
+
+
+def pre_ping(store: SQLTrackerStore) -> SQLTrackerStore:
+    """``store`` with an engine that checks a pooled connection before using it: Rasa's own
+    keeps the dead connections of a restarted database server, and the next turn of every
+    conversation would fail on one of them (issue 17 §5)."""
+    import sqlalchemy as sa
+    from rasa.core.tracker_store import create_engine_kwargs
+    from sqlalchemy.orm import sessionmaker
+
+    if store.engine.dialect.name == "sqlite":  # a file does not restart (and :memory: must stay)
+        return store
+    url = store.engine.url
+    store.engine.dispose()
+    store.engine = sa.create_engine(url, pool_pre_ping=True, **create_engine_kwargs(url))
+    store.sessionmaker = sessionmaker(bind=store.engine)
+    return store
 
 
 def redis_arguments(url: str) -> dict:

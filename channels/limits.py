@@ -8,8 +8,8 @@ hash (``keyed``).
 
 - ``MemoryLimits`` (default): in the process, bounded (the oldest entries go first when full,
   so a flood of new keys costs memory up to the bound, not more);
-- ``RedisLimits`` (``HELPLINE_REDIS_URL``): ``SET NX EX`` and ``INCR`` + ``EXPIRE``, shared by
-  Rasa replicas and expired by Redis itself.
+- ``RedisLimits`` (``HELPLINE_REDIS_URL``): ``SET NX EX`` and ``INCR`` + ``EXPIRE`` (one
+  script), shared by Rasa replicas and expired by Redis itself.
 """
 
 from __future__ import annotations
@@ -25,6 +25,12 @@ from typing import Callable
 from bot.privacy.routes import RedisRouteCache
 
 REDIS_PREFIX = "helpline:limit:"
+# Counts one; the window starts at the first count (its expiry is set once).
+_HIT = """
+local count = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[1], 'NX')
+return count
+"""
 MAX_MEMORY_KEYS = 200_000
 
 
@@ -96,11 +102,9 @@ class RedisLimits(Limits):
         return bool(await self._client().set(REDIS_PREFIX + key, b"1", nx=True, ex=seconds))
 
     async def hit(self, key: str, seconds: int) -> int:
-        async with self._client().pipeline(transaction=True) as pipe:
-            pipe.incr(REDIS_PREFIX + key)
-            pipe.expire(REDIS_PREFIX + key, seconds, nx=True)  # the window starts at the first
-            count, _ = await pipe.execute()
-        return int(count)
+        # One script, not a MULTI pipeline: redis-py retries a command on a connection that a
+        # Redis restart closed (``reconnecting_client``), never a pipeline.
+        return int(await self._client().eval(_HIT, 1, REDIS_PREFIX + key, seconds))
 
     async def aclose(self) -> None:
         for client in self._clients.values():

@@ -42,6 +42,7 @@ from typing import Any, Awaitable, Callable, Optional, Sequence
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.cases.models import OUTCOMES
@@ -162,7 +163,8 @@ def create_app(sessions: "sessionmaker[Session]", fernet, relay: Relay,
         config: everything else (default: ``Config()``).
     """
     config = config or Config()
-    app = web.Application(client_max_size=64 * 1024, middlewares=[_unreadable_forms])
+    app = web.Application(client_max_size=64 * 1024,
+                          middlewares=[_database_unavailable, _unreadable_forms])
     app[CONFIG] = config
     app[USERS] = Users(sessions, clock=config.clock, hash_slots=config.hash_slots)
     # Sign-ins wait for a free hash slot here, on the event loop, not in a thread: waiting
@@ -311,6 +313,23 @@ def _drop_cookie(response: web.StreamResponse, config: Config, name: str) -> Non
 def _set_cookie(response: web.StreamResponse, config: Config, name: str, value: str) -> None:
     response.set_cookie(name, value, path="/", httponly=True, secure=config.secure_cookies,
                         samesite="Strict")
+
+
+DATABASE_UNAVAILABLE = ("The database is unavailable. Nothing was changed: try again in a "
+                        "minute; if it lasts, tell the administrator.")
+
+
+@web.middleware
+async def _database_unavailable(request: web.Request, handler) -> web.StreamResponse:
+    """While the database is down (restarted, unreachable) a page or the API answers 503 with
+    a plain message, not a server error; the engine's pre-ping reconnects once it is back
+    (issue 17 §5). The error's type only is logged: its text may hold the database URL."""
+    try:
+        return await handler(request)
+    except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
+        logger.warning("console: the database is unavailable (%s)",
+                       type(getattr(exc, "orig", None) or exc).__name__)
+        return _error_page(request, 503, DATABASE_UNAVAILABLE)
 
 
 @web.middleware
@@ -803,16 +822,25 @@ async def events(request: web.Request, signed: SignedIn) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                            "X-Accel-Buffering": "no"})
     await response.prepare(request)
-    last, quiet = None, 0.0
+    last, quiet, unavailable = None, 0.0, False
     try:
         while True:
-            current = await _session(request, touch=False)
-            if current is None:
-                await response.write(b"event: signed-out\ndata: {}\n\n")
-                break
-            describer, _ = await asyncio.to_thread(_describer, request)
-            state = await asyncio.to_thread(_state, request.app, current, describer, case_number)
-            text = json.dumps(state, sort_keys=True, ensure_ascii=False)
+            try:
+                current = await _session(request, touch=False)
+                if current is None:
+                    await response.write(b"event: signed-out\ndata: {}\n\n")
+                    break
+                describer, _ = await asyncio.to_thread(_describer, request)
+                state = await asyncio.to_thread(_state, request.app, current, describer,
+                                                case_number)
+                text, unavailable = json.dumps(state, sort_keys=True, ensure_ascii=False), False
+            except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
+                # The database is down: the stream stays open (a browser would not reconnect
+                # after a 503) and the page keeps what it shows until the next reading works.
+                if not unavailable:
+                    logger.warning("console: the database is unavailable (%s)",
+                                   type(getattr(exc, "orig", None) or exc).__name__)
+                text, unavailable = last, True
             if text != last:
                 await response.write(f"event: state\ndata: {text}\n\n".encode("utf-8"))
                 last, quiet = text, 0.0

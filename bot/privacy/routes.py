@@ -235,6 +235,19 @@ class MemoryRouteCache(RouteCache):
         return len(self._items)
 
 
+def reconnecting_client(url: str):
+    """An asyncio Redis client that replaces a broken connection and tries again: after a
+    Redis restart every pooled connection is closed, and without this each one would fail one
+    command, and so one person's message, before being replaced (issue 17 §5)."""
+    import redis.asyncio as aioredis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+    from redis.exceptions import ConnectionError, TimeoutError
+
+    return aioredis.Redis.from_url(url, retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
+                                   retry_on_error=[ConnectionError, TimeoutError])
+
+
 class RedisRouteCache(RouteCache):
     """Routes in Redis under ``helpline:route:<conversation id>``, expired by Redis."""
 
@@ -244,12 +257,10 @@ class RedisRouteCache(RouteCache):
         self._clients: dict = {}
 
     def _client(self):
-        import redis.asyncio as aioredis
-
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:  # a client belongs to one event loop
-            client = aioredis.Redis.from_url(self.url)
+            client = reconnecting_client(self.url)
             self._clients = {loop: client}
         return client
 
