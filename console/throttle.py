@@ -149,12 +149,12 @@ class RedisClientThrottle:
     def _client(self):
         import asyncio
 
-        import redis.asyncio as aioredis
+        from bot.privacy.routes import reconnecting_client
 
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
-        if client is None:  # a client belongs to one event loop
-            client = aioredis.Redis.from_url(self.url)
+        if client is None:  # a client belongs to one event loop (one that survives a restart)
+            client = reconnecting_client(self.url)
             self._clients = {loop: client}
         return client
 
