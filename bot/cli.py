@@ -651,6 +651,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     console_parser = commands.add_parser("console", help="serve the caseworker console")
     console_parser.add_argument("--insecure-cookies", action="store_true",
                                 help="cookies without Secure, for plain http on 127.0.0.1 only")
+    serve_parser = commands.add_parser(
+        "serve", help="start the Rasa server, the action server or the console (as scripts/start "
+        "does); the API token is read from HELPLINE_RASA_TOKEN, never from the command line")
+    serve_parser.add_argument("kind", choices=["rasa", "actions", "console"])
+    serve_parser.add_argument("--insecure-cookies", action="store_true",
+                              help="console: cookies without Secure, for http://127.0.0.1 only")
+    serve_parser.add_argument("options", nargs=argparse.REMAINDER,
+                              help="more of `rasa run`'s options (e.g. --debug --log-file FILE)")
     from bot.campaigns.cli import add_parser as add_campaign_parser
 
     add_campaign_parser(commands)  # helpline campaign check|preview|queue|send|status|remind
@@ -737,6 +745,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         from console.cli import serve
 
         return serve(settings, insecure_cookies=args.insecure_cookies)
+    if args.command == "serve":
+        from bot.serve import serve_command
+
+        return serve_command(settings, args.kind, args.options, args.insecure_cookies)
     if args.command == "campaign":
         from bot.campaigns.cli import campaign_command
 
