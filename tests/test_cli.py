@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -156,15 +157,26 @@ def test_the_exposure_check_reads_the_channel_names_of_the_credentials_file(tmp_
     assert cli.check_exposure(settings, tmp_path / "missing.yml") == []
 
 
-def test_scripts_start_checks_first_and_keeps_the_action_server_on_loopback():
-    """scripts/start runs `helpline check` (set -e) before it starts any server, and starts the
-    action server on 127.0.0.1 whatever HELPLINE_BIND says."""
+def test_scripts_start_checks_first_and_keeps_the_action_server_on_loopback(monkeypatch):
+    """scripts/start runs `helpline check` (set -e) before it starts any server, starts them
+    through `helpline serve` (bot/serve.py: the token read from the environment, never on a
+    command line), and the action server listens on 127.0.0.1 whatever HELPLINE_BIND says."""
+    from bot import serve
+
     script = (PROJECT_ROOT / "scripts" / "start").read_text(encoding="utf-8")
     lines = [line.strip() for line in script.splitlines() if not line.strip().startswith("#")]
     assert "set -euo pipefail" in lines
     check = lines.index("helpline check")
-    starts = [i for i, line in enumerate(lines) if "rasa run" in line]
-    assert len(starts) == 2 and check < min(starts)
-    actions = lines[starts[0]]
-    assert actions.startswith("SANIC_HOST=127.0.0.1 rasa run actions")
-    assert "--enable-api" in script and 'API=(); [ -n "${HELPLINE_RASA_TOKEN:-}" ]' in script
+    starts = [i for i, line in enumerate(lines) if "helpline serve" in line]
+    assert len(starts) == 3 and check < min(starts)
+    assert lines[starts[0]].startswith("helpline serve actions")
+    assert "rasa run" not in script and "--auth-token" not in script
+
+    ran = []
+    monkeypatch.setattr(serve, "run_rasa", lambda argv, token=None: ran.append(
+        (argv, os.environ.get("SANIC_HOST"))))
+    monkeypatch.delenv("SANIC_HOST", raising=False)
+    settings = Settings.from_env({**os.environ, "HELPLINE_BIND": "0.0.0.0"})
+    assert serve.serve_command(settings, "actions", []) == 0
+    assert ran == [(["run", "actions", "--actions", "actions", "--port",
+                     str(settings.action_port)], "127.0.0.1")]
