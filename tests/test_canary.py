@@ -14,19 +14,25 @@ Runs on SQLite + in-memory routes, on PostgreSQL + Redis routes, and with the tr
 
 from __future__ import annotations
 
+import asyncio
+import re
+import subprocess
 import time
 from pathlib import Path
+
+import aiohttp
 
 import pytest
 import redis
 import sqlalchemy as sa
 
+from bot import serve
 from bot.privacy.keys import load_secrets
 from bot.privacy.pseudonyms import pseudonym
 from bot.privacy.routes import REDIS_PREFIX
 from bot.settings import PROJECT_ROOT
 from tests.utils import canary
-from tests.utils.assistant import free_port, start_action_server, start_rasa_server, stop
+from tests.utils.assistant import free_port, quiet_env, stop, wait_for
 from tests.utils.channel_clients import (send_json, send_sms, send_telegram, telegram_env,
                                          telegram_text, wait_until, write_credentials)
 from tests.utils.directory import load_sample
@@ -125,18 +131,30 @@ def test_no_canary_survives_anywhere(config, model_path, tmp_path, request):
     if spec["redis"]:
         env["HELPLINE_REDIS_URL"] = request.getfixturevalue("redis_url")
 
-    action_port, rasa_port = free_port(), free_port()
+    action_port, rasa_port, console_port = free_port(), free_port(), free_port()
     twilio, telegram = FakeTwilio().start(), FakeTelegram().start()
     credentials = write_credentials(tmp_path / "credentials.yml", rasa_port, twilio, telegram)
-    action_log, rasa_log, rasa_file_log = (tmp_path / "actions.out", tmp_path / "rasa.out",
-                                           tmp_path / "rasa-debug.log")
-    actions = start_action_server(action_port, action_log, ("--debug",), **env)
+    action_log, rasa_log, rasa_file_log, console_log = (
+        tmp_path / "actions.out", tmp_path / "rasa.out", tmp_path / "rasa-debug.log",
+        tmp_path / "console.out")
+    # The servers as scripts/start starts them (`helpline serve`, bot/serve.py), the API on
+    # with a token read from the environment, and the console beside them (issue 17 §3).
+    env.update(HELPLINE_RASA_TOKEN=TOKEN, HELPLINE_RASA_PORT=str(rasa_port),
+               HELPLINE_ACTION_PORT=str(action_port), HELPLINE_CONSOLE_PORT=str(console_port),
+               HELPLINE_ACTION_URL=f"http://127.0.0.1:{action_port}/webhook",
+               **telegram_env(telegram))
+    servers = []
     try:
-        rasa = start_rasa_server(model_path, rasa_port, f"http://127.0.0.1:{action_port}/webhook",
-                                 rasa_log, ("--debug", "--log-file", str(rasa_file_log)),
-                                 credentials=str(credentials), **env, **telegram_env(telegram))
+        servers.append(serve_process(action_log, env, "actions", "--debug"))
+        wait_for(f"http://127.0.0.1:{action_port}/health", servers[-1])
+        servers.append(serve_process(rasa_log, env, "rasa", "--debug", "--log-file",
+                                     str(rasa_file_log), "--credentials", str(credentials)))
+        wait_for(f"http://127.0.0.1:{rasa_port}/webhooks/helpline/", servers[-1], seconds=240)
+        servers.append(serve_process(console_log, env, "console"))
+        wait_for(f"http://127.0.0.1:{console_port}/sign-in", servers[-1])
     except Exception:
-        stop(actions)
+        for process in reversed(servers):
+            stop(process)
         twilio.stop()
         telegram.stop()
         raise
@@ -155,9 +173,14 @@ def test_no_canary_survives_anywhere(config, model_path, tmp_path, request):
         # The SMS and Telegram replies are sent in the background: every turn was answered.
         wait_until(lambda: len(twilio.delivered()) >= SENDS["sms"], what="the SMS replies")
         wait_until(lambda: len(telegram.sent()) >= SENDS["telegram"], what="the Telegram replies")
+        # A caseworker takes A's case in the console and answers with a canary: it goes
+        # through the console, Rasa's API (the token) and the action server to A's SMS.
+        asyncio.run(caseworker_replies(console_port, CASEWORKER_REPLY))
+        wait_until(lambda: len(twilio.delivered()) >= SENDS["sms"] + 1,
+                   what="the caseworker's reply by SMS")
     finally:
-        stop(rasa)
-        stop(actions)
+        for process in reversed(servers):
+            stop(process)
         twilio.stop()
         telegram.stop()
 
@@ -189,14 +212,16 @@ def test_no_canary_survives_anywhere(config, model_path, tmp_path, request):
         cases = connection.execute(sa.text("SELECT conversation_id, status FROM cases")).all()
         relayed = connection.execute(sa.text("SELECT count(*) FROM case_messages")).scalar()
     engine.dispose()
-    assert cases == [(ids[A], "waiting")] and relayed == 1
+    assert cases == [(ids[A], "active")] and relayed == 2  # the person's, the caseworker's
+    assert twilio.delivered()[-1]["Body"].startswith(CASEWORKER_REPLY.split(",")[0])
     if spec["redis"]:
         client = redis.Redis.from_url(env["HELPLINE_REDIS_URL"], decode_responses=True)
         routes = {k[len(REDIS_PREFIX):] for k in client.keys(REDIS_PREFIX + "*")}
         assert routes == {ids[A], ids[D]}, "the reply routes of erased conversations remain"
 
     scanner = canary.Scanner()
-    for path in (action_log, rasa_log, rasa_file_log):
+    assert console_log.read_bytes()  # the console did log (its access log at least)
+    for path in (action_log, rasa_log, rasa_file_log, console_log):
         scanner.scan_bytes(str(path), path.read_bytes())
     assert scanner.scan_tree(tmp_path) >= 4  # state (database, secrets), temporary files, logs
     scanner.scan_tree(PROJECT_ROOT, since=started)
@@ -208,6 +233,40 @@ def test_no_canary_survives_anywhere(config, model_path, tmp_path, request):
     assert not scanner.hits, (
         f"{len(scanner.hits)} canary hit(s) in {config}:\n{scanner.report()}"
     )
+
+
+TOKEN = "canary-test-api-token-0123456789abcdefABCDEF"
+CASEWORKER_REPLY = (f"Hello, I am from the team, is {canary.NAMES[1]} your name? I can call "
+                    f"{canary.PHONES[2]}")
+CSRF_FIELD = re.compile(r'name="csrf" value="([^"]+)"')
+CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
+
+
+def serve_process(log: Path, env: dict, kind: str, *extra: str) -> subprocess.Popen:
+    """A server started with the command scripts/start runs (``helpline serve KIND``)."""
+    with open(log, "wb") as handle:
+        return subprocess.Popen(serve.command(kind, *extra), cwd=PROJECT_ROOT,
+                                env=quiet_env(**env), stdout=handle, stderr=subprocess.STDOUT)
+
+
+async def caseworker_replies(port: int, text: str) -> None:
+    """Signs in as the caseworker, takes the one waiting case and sends ``text``."""
+    base = f"http://127.0.0.1:{port}"
+    # the console's cookies are Secure (as behind nginx); this origin is loopback http
+    jar = aiohttp.CookieJar(unsafe=True, treat_as_secure_origin=[base])
+    async with aiohttp.ClientSession(base, cookie_jar=jar) as client:
+        async with client.get("/sign-in") as page:
+            token = CSRF_FIELD.search(await page.text()).group(1)
+        async with client.post("/sign-in", data={"name": "canary-desk", "csrf": token,
+                                                 "password": "a long enough password"}) as signed:
+            queue = await signed.text()
+            assert signed.status == 200 and "Signed in as" in queue, signed.status
+        number = re.search(r'action="/cases/(\d+)/take"', queue).group(1)
+        csrf = CSRF_META.search(queue).group(1)
+        async with client.post(f"/cases/{number}/take", data={"csrf": csrf}) as taken:
+            assert taken.status == 200, await taken.text()
+        async with client.post(f"/cases/{number}/reply", data={"csrf": csrf, "text": text}) as sent:
+            assert sent.status == 200 and "not sent" not in await sent.text(), sent.status
 
 
 def add_caseworker(database: str) -> None:
