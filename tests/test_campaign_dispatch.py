@@ -391,7 +391,9 @@ def test_backoff_doubles_from_2_s_to_1_h_with_jitter_and_honours_retry_after():
         assert backoff(attempts, None, rng=lambda: 1.0) == pytest.approx(full)
     assert backoff(1, None, rng=lambda: 1.0) == 2.0 and backoff(12, None, rng=lambda: 1.0) == 3600.0
     assert 30.0 <= backoff(1, 30.0) <= 31.0
-    assert backoff(3, 0.0) == 0.0
+    # a Retry-After shorter than the grown wait does not cut it (a storm answering 429 with
+    # retry_after 1 would otherwise spend the attempts in seconds)
+    assert 4.0 <= backoff(3, 0.0) <= 8.0 and 4.0 <= backoff(3, 1.0) <= 8.0
     assert backoff(1, 7200.0, rng=lambda: 1.0) == 3601.0
 
 

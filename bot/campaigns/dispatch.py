@@ -278,13 +278,17 @@ def _aware(moment: Optional[dt.datetime]) -> Optional[dt.datetime]:
 
 def backoff(attempts: int, retry_after: Optional[float], rng: Callable[[], float] = random.random,
             base: float = BASE_DELAY, most: float = MAX_DELAY) -> float:
-    """Seconds before the next try after ``attempts`` failed ones: the provider's Retry-After
-    (plus up to 10 %, at most 1 s, so that a crowd does not come back at once), else ``base``
-    doubling per attempt up to ``most``, with "equal jitter" (half fixed, half random)."""
-    if retry_after is not None and retry_after >= 0:
-        return min(most, retry_after) + rng() * min(1.0, retry_after * 0.1)
+    """Seconds before the next try after ``attempts`` failed ones: ``base`` doubling per
+    attempt up to ``most``, with "equal jitter" (half fixed, half random); never less than the
+    provider's Retry-After (plus up to 10 %, at most 1 s, so that a crowd does not come back at
+    once). A short Retry-After does not cut the growing wait: Telegram answers 429 with
+    ``retry_after`` 1 during an outage, and retries a second apart would spend a message's
+    ``max_attempts`` in seconds (a minute-long storm failed campaign messages so)."""
     delay = min(most, base * 2 ** max(0, attempts - 1))
-    return delay / 2 + rng() * delay / 2
+    grown = delay / 2 + rng() * delay / 2
+    if retry_after is not None and retry_after >= 0:
+        return max(grown, min(most, retry_after) + rng() * min(1.0, retry_after * 0.1))
+    return grown
 
 
 class Dispatcher:
