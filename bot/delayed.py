@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.storage import Base
+from bot.storage import Base, aware_utc as _aware, utcnow
 
 DELAY_STATES = ("waiting", "delivered", "dropped")
 # why waiting replies were dropped: the route was gone (expired, erased, lost with an
@@ -65,17 +65,6 @@ class DelayedReply(Base):
         sa.Index("ix_delayed_replies_due", "state", "channel", "next_attempt_at"),
         sa.Index("ix_delayed_replies_finished", "finished_at"),
     )
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
-def _aware(moment: Optional[dt.datetime]) -> Optional[dt.datetime]:
-    """SQLite gives naive datetimes back; every stored time is UTC."""
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=dt.timezone.utc)
-    return moment
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ tables are created and changed only by the Alembic migrations in ``bot/migration
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 from typing import Optional
@@ -27,6 +28,18 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 Base = declarative_base(metadata=sa.MetaData(naming_convention=NAMING))
+
+
+def utcnow() -> dt.datetime:
+    """The time now, in UTC (every stored time is UTC)."""
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def aware_utc(moment: Optional[dt.datetime]) -> Optional[dt.datetime]:
+    """A stored time with its zone: SQLite gives naive datetimes back, all of them UTC."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=dt.timezone.utc)
+    return moment
 
 
 def load_models() -> None:
